@@ -1,0 +1,516 @@
+"""The one module that knows concrete array libraries.
+
+Everything below this module (functions, layers, optimizers, networks) talks to an array namespace
+``xp`` that follows the Python Array API standard, obtained through ``array-api-compat``.  This
+module maps a user's choice -- ``"numpy"``, ``"cupy"``, ``"torch"``, ``"array_api_strict"``, a
+namespace module, or a :class:`Backend` -- to that namespace, a device, a seeded random generator
+that draws on the device, host<->device copies and a ``synchronize()`` for timing.
+
+Examples
+--------
+>>> import xpnet
+>>> be = xpnet.get_backend("numpy")
+>>> x = be.asarray([[1.0, 2.0]], dtype="float32")
+>>> be.to_numpy(x * 2).tolist()
+[[2.0, 4.0]]
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from types import ModuleType
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+__all__ = [
+    "BACKEND_NAMES",
+    "Backend",
+    "BackendUnavailableError",
+    "Generator",
+    "available_backends",
+    "get_backend",
+    "namespace_of",
+]
+
+#: The backend names xpnet knows, in the order they are tried by :func:`available_backends`.
+BACKEND_NAMES = ("numpy", "cupy", "torch", "array_api_strict")
+
+_ALIASES = {
+    "np": "numpy",
+    "cp": "cupy",
+    "pytorch": "torch",
+    "strict": "array_api_strict",
+    "array-api-strict": "array_api_strict",
+}
+
+_INSTALL_HINT = {
+    "cupy": "pip install 'xpnet[cupy]'  (CuPy for CUDA 12: cupy-cuda12x)",
+    "torch": "pip install 'xpnet[torch]'  (on CPU-only machines: pip install torch==2.13.0)",
+    "array_api_strict": "pip install 'xpnet[strict]'  (array-api-strict)",
+}
+
+
+class BackendUnavailableError(RuntimeError):
+    """The backend's package is missing, or it has no usable device."""
+
+
+# --------------------------------------------------------------------------------------------
+# Backend
+# --------------------------------------------------------------------------------------------
+
+
+class Backend:
+    """An array library plus a device: everything xpnet needs to create and move arrays.
+
+    Do not build one directly; call :func:`get_backend`.
+
+    Attributes
+    ----------
+    name : str
+        One of :data:`BACKEND_NAMES`.
+    xp : module
+        The Array API namespace (the ``array_api_compat`` wrapper for numpy, cupy and torch;
+        ``array_api_strict`` itself).
+    device : object
+        The device arrays are created on (``"cpu"`` for NumPy, a ``cupy.cuda.Device``, a
+        ``torch.device``, an ``array_api_strict.Device``).
+    """
+
+    def __init__(self, name: str, xp: ModuleType, device: Any, module: ModuleType):
+        self.name = name
+        self.xp = xp
+        self.device = device
+        self.module = module  # the raw library (numpy, cupy, torch, array_api_strict)
+        self._array_type = _array_type(name, module)
+
+    # -- identity ---------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        return f"Backend(name={self.name!r}, device={self.device!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Backend):
+            return NotImplemented
+        return self.name == other.name and str(self.device) == str(other.device)
+
+    def __hash__(self) -> int:
+        return hash((self.name, str(self.device)))
+
+    # -- dtypes -----------------------------------------------------------------------------
+
+    def dtype(self, dtype: Any = "float32") -> Any:
+        """Resolve ``"float32"``, ``"float64"``, a NumPy dtype or a namespace dtype to ``xp``'s."""
+        if dtype is None:
+            dtype = "float32"
+        if isinstance(dtype, str) or isinstance(dtype, (np.dtype, type)):
+            try:
+                name = np.dtype(dtype).name
+            except TypeError:
+                name = None
+            if name is not None and hasattr(self.xp, name):
+                return getattr(self.xp, name)
+            if isinstance(dtype, str):
+                raise ValueError(f"unknown dtype {dtype!r}; use 'float32' or 'float64'")
+        return dtype  # already a dtype of this namespace
+
+    # -- moving arrays ----------------------------------------------------------------------
+
+    def is_array(self, x: Any) -> bool:
+        """Whether ``x`` is an array of this backend's library (on any device)."""
+        return isinstance(x, self._array_type)
+
+    def asarray(self, x: Any, dtype: Any = None, *, copy: bool | None = None) -> Any:
+        """Host data (NumPy array, list, scalar) or an array of this library -> this device.
+
+        Arrays already of this library, on this device and dtype, are returned as they are
+        (no copy unless ``copy=True``).  ``dtype`` may be a string such as ``"float32"``.
+        """
+        xp = self.xp
+        dt = None if dtype is None else self.dtype(dtype)
+        if self.is_array(x):
+            if dt is not None and x.dtype != dt:
+                x = xp.astype(x, dt)
+            if _device_str(array_api_compat.device(x)) != _device_str(self.device):
+                x = xp.asarray(x, device=self.device) if self.name == "numpy" else (
+                    array_api_compat.to_device(x, self.device)
+                )
+            return xp.asarray(x, copy=True) if copy else x
+        if self.name == "numpy":
+            return np.array(x, dtype=dt, copy=True) if copy else np.asarray(x, dtype=dt)
+        host = _to_host(x)
+        if self.name == "torch":
+            import torch
+
+            t = torch.from_numpy(np.ascontiguousarray(host))
+            return t.to(device=self.device, dtype=dt, copy=bool(copy))
+        if self.name == "cupy":
+            with self.device:
+                return self.module.asarray(host, dtype=dt)
+        # array_api_strict: goes through the buffer protocol
+        return xp.asarray(host, dtype=dt, device=self.device, copy=copy)
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        """Copy an array of this backend (or anything array-like) to a host NumPy array."""
+        if isinstance(x, np.ndarray):
+            return x
+        if self.name == "torch" and self.is_array(x):
+            return x.detach().cpu().numpy()
+        if self.name == "cupy" and self.is_array(x):
+            return x.get()
+        if self.name == "array_api_strict" and self.is_array(x):
+            return np.from_dlpack(x)
+        return _to_host(x)
+
+    def to_float(self, x: Any) -> float:
+        """A 0-d array (or number) -> Python float.  Synchronizes with the device."""
+        if isinstance(x, (int, float)):
+            return float(x)
+        return float(self.to_numpy(x))
+
+    # -- device work ------------------------------------------------------------------------
+
+    def synchronize(self) -> None:
+        """Wait for all work queued on the device (CuPy and torch CUDA launch asynchronously)."""
+        if self.name == "cupy":
+            self.module.cuda.get_current_stream().synchronize()
+        elif self.name == "torch" and self.device.type == "cuda":
+            self.module.cuda.synchronize(self.device)
+        elif self.name == "torch" and self.device.type == "mps":
+            self.module.mps.synchronize()
+
+    def random(self, seed: int | None = None) -> Generator:
+        """A seeded random generator that draws on this backend's device."""
+        return Generator(self, seed)
+
+    def memory_in_use(self) -> int | None:
+        """Bytes currently allocated on the device, where the library reports it, else None."""
+        if self.name == "cupy":
+            return int(self.module.get_default_memory_pool().used_bytes())
+        if self.name == "torch" and self.device.type == "cuda":
+            return int(self.module.cuda.memory_allocated(self.device))
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# Random numbers on the device
+# --------------------------------------------------------------------------------------------
+
+
+class Generator:
+    """Seeded random numbers drawn on a backend's device.
+
+    NumPy and CuPy use their ``default_rng`` (PCG64 / XORWOW), torch a ``torch.Generator`` on the
+    backend's device.  ``array_api_strict`` has no random module, so it draws with NumPy on the
+    host and copies; that path exists for testing, not speed.
+
+    Streams differ between libraries: the same seed gives the same *distribution*, not the same
+    numbers.  Where identical numbers matter (initial weights), draw on the host with NumPy and
+    copy -- see :mod:`xpnet.init`.
+    """
+
+    def __init__(self, backend: Backend, seed: int | None = None):
+        self.backend = backend
+        self.seed = seed
+        name = backend.name
+        if name == "torch":
+            import torch
+
+            self._gen = torch.Generator(device=backend.device)
+            if seed is None:
+                self._gen.seed()
+            else:
+                self._gen.manual_seed(int(seed))
+        elif name == "cupy":
+            with backend.device:
+                self._gen = backend.module.random.default_rng(seed)
+        else:
+            self._gen = np.random.default_rng(seed)
+
+    def uniform(self, shape: tuple[int, ...], dtype: Any = "float32") -> Any:
+        """Samples from U[0, 1) of the given shape, on the device."""
+        be = self.backend
+        dt = be.dtype(dtype)
+        shape = tuple(int(s) for s in shape)
+        if be.name == "torch":
+            return be.module.rand(shape, generator=self._gen, device=be.device, dtype=dt)
+        if be.name == "cupy":
+            with be.device:
+                return self._gen.random(shape, dtype=dt)
+        if be.name == "numpy":
+            return self._gen.random(shape, dtype=dt)
+        host_dt = np.float64 if dt == be.xp.float64 else np.float32
+        return be.asarray(self._gen.random(shape, dtype=host_dt))
+
+    def normal(self, shape: tuple[int, ...], dtype: Any = "float32") -> Any:
+        """Standard normal samples of the given shape, on the device."""
+        be = self.backend
+        dt = be.dtype(dtype)
+        shape = tuple(int(s) for s in shape)
+        if be.name == "torch":
+            return be.module.randn(shape, generator=self._gen, device=be.device, dtype=dt)
+        if be.name == "cupy":
+            with be.device:
+                return self._gen.standard_normal(shape, dtype=dt)
+        if be.name == "numpy":
+            return self._gen.standard_normal(shape, dtype=dt)
+        host_dt = np.float64 if dt == be.xp.float64 else np.float32
+        return be.asarray(self._gen.standard_normal(shape, dtype=host_dt))
+
+    def bernoulli_mask(self, shape: tuple[int, ...], keep: float, dtype: Any = "float32") -> Any:
+        """A mask of 1.0 (probability ``keep``) and 0.0 of the given shape and float dtype.
+
+        Drawn as ``uniform > 1 - keep``, the book's ``np.random.rand(*x.shape) > ratio``.
+        """
+        be = self.backend
+        u = self.uniform(shape, dtype)
+        return be.xp.astype(u > (1.0 - keep), be.dtype(dtype))
+
+    def integers(self, high: int, size: int) -> Any:
+        """``size`` integers from ``[0, high)`` on the device (int64)."""
+        be = self.backend
+        if be.name == "torch":
+            return be.module.randint(
+                0, int(high), (int(size),), generator=self._gen, device=be.device
+            )
+        if be.name == "cupy":
+            with be.device:
+                return self._gen.integers(0, int(high), int(size))
+        idx = self._gen.integers(0, int(high), int(size))
+        return idx if be.name == "numpy" else be.asarray(idx)
+
+
+# --------------------------------------------------------------------------------------------
+# Resolving a user's choice
+# --------------------------------------------------------------------------------------------
+
+
+def get_backend(backend: Any = "numpy", device: Any = None) -> Backend:
+    """Resolve a backend choice to a :class:`Backend`.
+
+    Parameters
+    ----------
+    backend : str, module or Backend
+        ``"numpy"``, ``"cupy"``, ``"torch"`` or ``"array_api_strict"`` (aliases: ``"np"``,
+        ``"cp"``, ``"pytorch"``, ``"strict"``); an array namespace module (``numpy``,
+        ``array_api_compat.torch``, ``array_api_strict``, ...); or a :class:`Backend`, returned
+        as is when ``device`` is None.
+    device : optional
+        The device arrays are created on.  NumPy: ``"cpu"``.  CuPy: an int, ``"cuda:1"`` or a
+        ``cupy.cuda.Device``.  torch: anything ``torch.device`` takes (default ``"cpu"``).
+        array_api_strict: an ``array_api_strict.Device`` or its name (``"CPU_DEVICE"``,
+        ``"device1"``, ...).
+
+    Raises
+    ------
+    ValueError
+        For an unknown name or a device the library doesn't know.
+    BackendUnavailableError
+        When the library is not installed, or (CuPy) when no CUDA device is visible.
+    """
+    if isinstance(backend, Backend):
+        if device is None:
+            return backend
+        backend = backend.name
+    if isinstance(backend, ModuleType):
+        backend = _name_of_module(backend)
+    if not isinstance(backend, str):
+        raise TypeError(
+            f"backend must be a name, an array namespace module or a Backend, not {type(backend)}"
+        )
+    name = _ALIASES.get(backend.lower(), backend.lower())
+    if name not in BACKEND_NAMES:
+        raise ValueError(
+            f"unknown backend {backend!r}; valid names are: {', '.join(BACKEND_NAMES)}"
+        )
+    return _BUILDERS[name](device)
+
+
+def available_backends() -> list[str]:
+    """Names of the backends that import here and, for CuPy, see a CUDA device."""
+    names = []
+    for name in BACKEND_NAMES:
+        try:
+            get_backend(name)
+        except (BackendUnavailableError, ImportError):
+            continue
+        names.append(name)
+    return names
+
+
+def namespace_of(*arrays: Any) -> ModuleType:
+    """The Array API namespace of the given arrays (via ``array_api_compat``)."""
+    return array_api_compat.array_namespace(*arrays)
+
+
+def backend_of(x: Any) -> Backend:
+    """The :class:`Backend` (library and device) an array lives on."""
+    name = _name_of_array(x)
+    dev = array_api_compat.device(x)
+    return get_backend(name, device=dev)
+
+
+# --------------------------------------------------------------------------------------------
+# Builders, one per library
+# --------------------------------------------------------------------------------------------
+
+
+def _import(name: str) -> ModuleType:
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            f"backend {name!r} needs the package {name!r}, which is not installed: "
+            f"{_INSTALL_HINT.get(name, 'pip install ' + name)}"
+        ) from exc
+
+
+def _build_numpy(device: Any) -> Backend:
+    if device not in (None, "cpu") and str(device) != "cpu":
+        raise ValueError(f"the numpy backend only has the device 'cpu', not {device!r}")
+    import array_api_compat.numpy as xp
+
+    return Backend("numpy", xp, "cpu", np)
+
+
+def _build_torch(device: Any) -> Backend:
+    torch = _import("torch")
+    import array_api_compat.torch as xp
+
+    try:
+        dev = torch.device("cpu" if device is None else device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"torch does not know the device {device!r}: {exc}") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise BackendUnavailableError(
+            f"torch device {str(dev)!r} asked for, but torch sees no CUDA device "
+            "(this torch build or machine has no GPU); use device='cpu'"
+        )
+    return Backend("torch", xp, dev, torch)
+
+
+def _build_cupy(device: Any) -> Backend:
+    try:
+        cupy = importlib.import_module("cupy")
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            "backend 'cupy' needs CuPy, which is not installed: " + _INSTALL_HINT["cupy"]
+        ) from exc
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # CUDARuntimeError, missing driver libraries
+        raise BackendUnavailableError(
+            "CuPy is installed but sees no CUDA device "
+            f"({type(exc).__name__}: {exc}); run on a machine with an NVIDIA GPU and driver, "
+            "or choose backend='numpy' / 'torch'"
+        ) from exc
+    if count == 0:
+        raise BackendUnavailableError(
+            "CuPy is installed but sees no CUDA device; run on a machine with an NVIDIA GPU"
+        )
+    import array_api_compat.cupy as xp
+
+    if device is None:
+        dev = cupy.cuda.Device()
+    elif isinstance(device, cupy.cuda.Device):
+        dev = device
+    else:
+        s = str(device)
+        if s.startswith("cuda"):
+            s = s.partition(":")[2] or "0"
+        try:
+            dev = cupy.cuda.Device(int(s))
+        except ValueError as exc:
+            raise ValueError(f"CuPy device must be an int or 'cuda:N', not {device!r}") from exc
+    if dev.id >= count:
+        raise ValueError(f"CuPy sees {count} device(s); device {dev.id} does not exist")
+    return Backend("cupy", xp, dev, cupy)
+
+
+def _build_strict(device: Any) -> Backend:
+    strict = _import("array_api_strict")
+    if device is None:
+        dev = strict.Device("CPU_DEVICE")
+    elif isinstance(device, strict.Device):
+        dev = device
+    else:
+        try:
+            dev = strict.Device(str(device))
+        except ValueError as exc:
+            raise ValueError(f"array_api_strict does not know the device {device!r}") from exc
+    return Backend("array_api_strict", strict, dev, strict)
+
+
+_BUILDERS = {
+    "numpy": _build_numpy,
+    "cupy": _build_cupy,
+    "torch": _build_torch,
+    "array_api_strict": _build_strict,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _array_type(name: str, module: ModuleType) -> type | tuple[type, ...]:
+    if name == "numpy":
+        return (np.ndarray, np.generic)
+    if name == "torch":
+        return module.Tensor
+    if name == "cupy":
+        return module.ndarray
+    return module._array_object.Array
+
+
+def _name_of_module(mod: ModuleType) -> str:
+    modname = mod.__name__
+    for name in BACKEND_NAMES:
+        if modname == name or modname == f"array_api_compat.{name}" or modname.startswith(
+            name + "."
+        ):
+            return name
+    raise ValueError(f"{modname!r} is not a namespace xpnet knows ({', '.join(BACKEND_NAMES)})")
+
+
+def _name_of_array(x: Any) -> str:
+    if array_api_compat.is_numpy_array(x):
+        return "numpy"
+    if array_api_compat.is_torch_array(x):
+        return "torch"
+    if array_api_compat.is_cupy_array(x):
+        return "cupy"
+    if array_api_compat.is_array_api_strict_namespace(array_api_compat.array_namespace(x)):
+        return "array_api_strict"
+    raise TypeError(f"not an array of a backend xpnet knows: {type(x)}")
+
+
+def _device_str(dev: Any) -> str:
+    return str(dev)
+
+
+def _to_host(x: Any) -> np.ndarray:
+    """Anything array-like to a NumPy array (host)."""
+    if isinstance(x, np.ndarray):
+        return x
+    if array_api_compat.is_torch_array(x):
+        return x.detach().cpu().numpy()
+    if array_api_compat.is_cupy_array(x):
+        return x.get()
+    if hasattr(x, "__dlpack__") and not isinstance(x, (list, tuple)):
+        try:
+            return np.from_dlpack(x)
+        except (BufferError, RuntimeError, TypeError, ValueError):
+            pass
+    return np.asarray(x)
+
+
+def is_finite_number(v: Any) -> bool:
+    """Whether ``v`` is a real, finite Python/NumPy number."""
+    try:
+        return math.isfinite(float(v))
+    except (TypeError, ValueError):
+        return False
