@@ -1,0 +1,204 @@
+"""Shared test fixtures: one ``backend`` fixture over every array library xpnet supports.
+
+Backends (fixture ids):
+
+- ``numpy``
+- ``array_api_strict`` -- the reference namespace on its default device
+- ``array_api_strict-device1`` -- the same on a second, non-default device: an array created on the
+  wrong device makes the next operation raise ("arrays from two different devices")
+- ``array_api_strict-strictest`` -- default device, run under
+  ``ArrayAPIStrictFlags(boolean_indexing=False, data_dependent_shapes=False)``
+- ``torch`` -- PyTorch on the CPU
+- ``cupy`` -- CuPy on the current CUDA device
+
+A backend whose package or device is missing is *skipped* with the reason given by
+:class:`xpnet.BackendUnavailableError`.  The environment variable ``XPNET_TEST_BACKENDS`` (a comma
+list of fixture ids or base names, e.g. ``numpy,torch`` or ``array_api_strict``) selects a subset,
+like SciPy's ``SCIPY_ARRAY_API`` machinery; a backend named there that cannot be used makes its
+tests *fail*, so that a CI session for that backend cannot pass without touching it.
+
+Helpers (import them with ``from conftest import ...``): data is built with NumPy from a seed,
+moved with ``backend.asarray`` and compared with :func:`assert_close` after ``backend.to_numpy``;
+:func:`assert_on_backend` checks that a result is an array of the requested namespace on the
+requested device (not silently NumPy) and, optionally, of a given dtype.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import array_api_compat
+import numpy as np
+import pytest
+
+import xpnet
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    id: str
+    name: str  # xpnet backend name
+    device: Any = None  # passed to get_backend (a string for array_api_strict's Device)
+    strictest: bool = False
+
+
+BACKEND_SPECS = (
+    BackendSpec("numpy", "numpy"),
+    BackendSpec("array_api_strict", "array_api_strict"),
+    BackendSpec("array_api_strict-device1", "array_api_strict", device="device1"),
+    BackendSpec("array_api_strict-strictest", "array_api_strict", strictest=True),
+    BackendSpec("torch", "torch"),
+    BackendSpec("cupy", "cupy"),
+)
+
+
+def _requested() -> set[str] | None:
+    """The fixture ids named in XPNET_TEST_BACKENDS, or None when it is unset/empty."""
+    raw = os.environ.get("XPNET_TEST_BACKENDS", "").strip()
+    if not raw:
+        return None
+    names = {n.strip() for n in raw.split(",") if n.strip()}
+    known = {s.id for s in BACKEND_SPECS} | {s.name for s in BACKEND_SPECS}
+    unknown = names - known
+    if unknown:
+        raise pytest.UsageError(
+            f"XPNET_TEST_BACKENDS names unknown backends {sorted(unknown)}; "
+            f"known: {sorted(known)}"
+        )
+    return {s.id for s in BACKEND_SPECS if s.id in names or s.name in names}
+
+
+REQUESTED = _requested()
+SELECTED_SPECS = tuple(s for s in BACKEND_SPECS if REQUESTED is None or s.id in REQUESTED)
+
+
+def make_backend(spec: BackendSpec) -> xpnet.Backend:
+    """Build the backend of ``spec``; skip (or fail, when explicitly requested) if unusable."""
+    try:
+        return xpnet.get_backend(spec.name, device=spec.device)
+    except xpnet.BackendUnavailableError as exc:
+        if REQUESTED is not None:
+            pytest.fail(
+                f"backend {spec.id!r} was requested in XPNET_TEST_BACKENDS but is unusable: {exc}",
+                pytrace=False,
+            )
+        pytest.skip(f"backend {spec.id!r} unavailable: {exc}")
+
+
+@pytest.fixture(params=SELECTED_SPECS, ids=lambda s: s.id)
+def backend(request):
+    """An :class:`xpnet.Backend` for each selected array library / device."""
+    spec: BackendSpec = request.param
+    be = make_backend(spec)
+    if spec.strictest:
+        import array_api_strict
+
+        ctx = array_api_strict.ArrayAPIStrictFlags(
+            boolean_indexing=False, data_dependent_shapes=False
+        )
+    else:
+        ctx = contextlib.nullcontext()
+    with ctx:
+        yield be
+
+
+@pytest.fixture
+def rng():
+    """A seeded NumPy generator for building test data on the host."""
+    return np.random.default_rng(20260601)
+
+
+# ------------------------------------------------------------------------------------------
+# helpers
+# ------------------------------------------------------------------------------------------
+
+
+def dtype_name(be: xpnet.Backend, dtype: Any) -> str:
+    """'float32' / 'float64' / 'int64' ... for a dtype of ``be``'s namespace."""
+    for name in ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "bool"):
+        if hasattr(be.xp, name) and dtype == getattr(be.xp, name):
+            return name
+    return str(dtype)
+
+
+_TOL = {
+    "float16": (1e-3, 1e-3),
+    "float32": (2e-5, 1e-6),
+    "float64": (1e-10, 1e-12),
+}
+
+
+def tolerances(dtype: Any) -> tuple[float, float]:
+    """(rtol, atol) for results computed in ``dtype`` (a name or NumPy dtype)."""
+    name = np.dtype(dtype).name if not isinstance(dtype, str) else dtype
+    return _TOL.get(name, (0.0, 0.0))
+
+
+def to_numpy(be: xpnet.Backend, x: Any) -> np.ndarray:
+    """``be.to_numpy``, also accepting Python numbers."""
+    if isinstance(x, (int, float)):
+        return np.asarray(x)
+    return np.asarray(be.to_numpy(x))
+
+
+def assert_close(be, actual, expected, *, dtype=None, rtol=None, atol=None, err_msg=""):
+    """Compare a backend result with a NumPy reference, with tolerances for ``dtype``.
+
+    ``dtype`` defaults to the host dtype of ``actual``.
+    """
+    got = to_numpy(be, actual)
+    if dtype is None:
+        dtype = got.dtype if got.dtype.kind == "f" else np.float64
+    r, a = tolerances(dtype)
+    np.testing.assert_allclose(
+        got,
+        np.asarray(expected),
+        rtol=r if rtol is None else rtol,
+        atol=a if atol is None else atol,
+        err_msg=err_msg,
+    )
+
+
+def assert_on_backend(be: xpnet.Backend, x: Any, dtype: Any = None, shape=None) -> None:
+    """``x`` is an array of ``be``'s library on ``be``'s device (and of ``dtype``/``shape``)."""
+    assert be.is_array(x), f"expected a {be.name} array, got {type(x)}"
+    if be.name == "numpy":
+        # NumPy reductions give NumPy scalars (0-d), which is NumPy's own convention
+        assert isinstance(x, np.ndarray) or (isinstance(x, np.generic) and x.ndim == 0), (
+            f"expected numpy.ndarray, got {type(x)}"
+        )
+    elif be.name == "array_api_strict":
+        import array_api_strict
+
+        assert array_api_compat.array_namespace(x) is array_api_strict
+    elif be.name == "torch":
+        assert array_api_compat.is_torch_array(x)
+    elif be.name == "cupy":
+        assert array_api_compat.is_cupy_array(x)
+    dev = array_api_compat.device(x)
+    assert str(dev) == str(be.device), f"array on device {dev!r}, expected {be.device!r}"
+    if dtype is not None:
+        want = be.dtype(dtype) if isinstance(dtype, str) else dtype
+        assert x.dtype == want, f"dtype {x.dtype}, expected {want}"
+    if shape is not None:
+        assert tuple(x.shape) == tuple(shape), f"shape {tuple(x.shape)}, expected {shape}"
+
+
+def numerical_grad(f, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    """Central-difference gradient of the scalar function ``f(x_host)`` at ``x`` (float64)."""
+    x = np.array(x, dtype=np.float64, copy=True)
+    grad = np.zeros_like(x)
+    flat = x.reshape(-1)
+    gflat = grad.reshape(-1)
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + h
+        fp = f(x.copy())
+        flat[i] = old - h
+        fm = f(x.copy())
+        flat[i] = old
+        gflat[i] = (fp - fm) / (2 * h)
+    return grad
