@@ -1,12 +1,38 @@
-"""xpnet: Deep Learning from Scratch, chapter 6, on any Array API backend."""
+"""xpnet: *Deep Learning from Scratch* chapter 6 on any Array API backend.
 
+The book's layers, optimizers, networks and trainer, written once against the Python Array API
+standard so the same code runs on NumPy (CPU), CuPy (NVIDIA GPU), PyTorch tensors and the strict
+reference namespace ``array_api_strict``.  Switch with ``backend=``::
+
+    import xpnet
+    net = xpnet.MultiLayerNetExtend(784, [100, 100], 10, use_batchnorm=True, backend="torch")
+"""
+
+from xpnet import functions, init, layers
 from xpnet.backend import Backend, BackendUnavailableError, available_backends, get_backend
+from xpnet.nets import MultiLayerNet, MultiLayerNetExtend
+from xpnet.optim import SGD, AdaGrad, Adam, Momentum, Nesterov, Optimizer, RMSprop, get_optimizer
+from xpnet.trainer import Trainer
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "SGD",
+    "AdaGrad",
+    "Adam",
     "Backend",
     "BackendUnavailableError",
+    "Momentum",
+    "MultiLayerNet",
+    "MultiLayerNetExtend",
+    "Nesterov",
+    "Optimizer",
+    "RMSprop",
+    "Trainer",
     "available_backends",
+    "functions",
     "get_backend",
+    "get_optimizer",
+    "init",
+    "layers",
 ]

@@ -1,0 +1,23 @@
+"""The book's layers (``common/layers.py``), written once against the Array API.
+
+Every layer has ``forward(x[, train_flg])`` and ``backward(dout)``; parameter gradients land in
+``dW``/``db`` (``Affine``) and ``dgamma``/``dbeta`` (``BatchNormalization``).
+"""
+
+from xpnet.layers.activations import Relu, Sigmoid, Tanh
+from xpnet.layers.affine import Affine
+from xpnet.layers.base import Layer
+from xpnet.layers.dropout import Dropout
+from xpnet.layers.losses import SoftmaxWithLoss
+from xpnet.layers.normalization import BatchNormalization
+
+__all__ = [
+    "Affine",
+    "BatchNormalization",
+    "Dropout",
+    "Layer",
+    "Relu",
+    "Sigmoid",
+    "SoftmaxWithLoss",
+    "Tanh",
+]

@@ -1,0 +1,59 @@
+"""Fully connected layer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from array_api_compat import array_namespace
+
+from xpnet.layers.base import Layer
+
+
+class Affine(Layer):
+    """``out = x @ W + b``, the book's ``Affine``.
+
+    Parameters
+    ----------
+    W : array, shape (D, M)
+    b : array, shape (M,)
+        Kept by reference: an optimizer that updates ``net.params['W1']`` in place updates this
+        layer's ``W`` too.
+
+    Input of more than two dimensions (e.g. images ``(N, C, H, W)``) is flattened to ``(N, D)``
+    and ``backward`` returns ``dx`` in the input's shape, as in the book.  After ``backward``,
+    ``dW`` and ``db`` hold the gradients.
+    """
+
+    def __init__(self, W: Any, b: Any):
+        super().__init__()
+        self.W = W
+        self.b = b
+        self._xp = array_namespace(W, b)
+        self._xp_type = type(W)
+        self.x = None
+        self.original_x_shape: tuple[int, ...] | None = None
+        self.dW = None
+        self.db = None
+
+    def _ns(self, x: Any) -> Any:
+        return self._xp
+
+    def forward(self, x: Any) -> Any:
+        xp = self._xp
+        self.original_x_shape = tuple(x.shape)
+        if x.ndim != 2:
+            x = xp.reshape(x, (x.shape[0], -1))
+        self.x = x
+        return x @ self.W + self.b
+
+    def backward(self, dout: Any) -> Any:
+        xp = self._xp
+        dx = dout @ xp.matrix_transpose(self.W)
+        self.dW = xp.matrix_transpose(self.x) @ dout
+        self.db = xp.sum(dout, axis=0)
+        if len(self.original_x_shape) != 2:
+            dx = xp.reshape(dx, self.original_x_shape)
+        return dx
+
+    def __repr__(self) -> str:
+        return f"Affine({self.W.shape[0]} -> {self.W.shape[1]})"

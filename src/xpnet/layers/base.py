@@ -1,0 +1,43 @@
+"""What every layer shares: where its array namespace comes from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from array_api_compat import array_namespace
+
+from xpnet.backend import Backend, backend_of, get_backend
+
+
+class Layer:
+    """Base of the book's layers: ``forward(x[, train_flg])`` and ``backward(dout)``.
+
+    A layer built from parameter arrays takes its namespace from them.  A layer without
+    parameters takes it from its first input and keeps it until an input of another array type
+    arrives; ``backend=`` fixes it instead.  The lookup is cached so a training step pays for it
+    once per layer, not once per call.
+    """
+
+    def __init__(self, backend: Any = None):
+        self._backend: Backend | None = None if backend is None else get_backend(backend)
+        self._xp = None if self._backend is None else self._backend.xp
+        self._xp_type: type | None = None
+
+    def _ns(self, x: Any) -> Any:
+        """The array namespace for input ``x`` (cached per input type)."""
+        if self._backend is not None:
+            return self._xp
+        if type(x) is not self._xp_type:
+            self._xp = array_namespace(x)
+            self._xp_type = type(x)
+        return self._xp
+
+    def _backend_for(self, x: Any) -> Backend:
+        """The :class:`~xpnet.backend.Backend` (library and device) of input ``x``."""
+        if self._backend is None or not self._backend.is_array(x):
+            self._backend = backend_of(x)
+            self._xp = self._backend.xp
+        return self._backend
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"

@@ -1,0 +1,40 @@
+"""Output layers with a loss: ``SoftmaxWithLoss``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from xpnet.functions import _labels_as_one_hot, cross_entropy_error, softmax
+from xpnet.layers.base import Layer
+
+
+class SoftmaxWithLoss(Layer):
+    """Softmax followed by the mean cross-entropy loss, the book's ``SoftmaxWithLoss``.
+
+    ``forward(x, t)`` returns the loss as a 0-d array on the device (no host sync); ``t`` holds
+    integer class labels ``(N,)`` or one-hot rows ``(N, C)``.  ``backward(dout=1)`` returns
+    ``(softmax(x) - onehot(t)) * dout / N``.
+
+    The loss is the book's ``-mean(log(y + 1e-7))``, not PyTorch's exact log-softmax; the two
+    agree to about ``1e-7 / y`` and the gradient is the same.
+    """
+
+    def __init__(self, *, backend: Any = None):
+        super().__init__(backend)
+        self.loss = None
+        self.y = None
+        self.t = None
+
+    def forward(self, x: Any, t: Any) -> Any:
+        xp = self._ns(x)
+        self.t = t
+        self.y = softmax(x, xp=xp)
+        self.loss = cross_entropy_error(self.y, t, xp=xp)
+        return self.loss
+
+    def backward(self, dout: Any = 1) -> Any:
+        xp = self._ns(self.y)
+        batch_size = self.y.shape[0]
+        th = _labels_as_one_hot(self.y, self.t, xp)
+        scale = dout / batch_size if isinstance(dout, (int, float)) else dout * (1.0 / batch_size)
+        return (self.y - th) * scale

@@ -1,0 +1,119 @@
+"""Batch normalization, the book's ``BatchNormalization``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from array_api_compat import array_namespace
+from array_api_compat import device as _device
+
+from xpnet.layers.base import Layer
+
+#: The book's ``10e-7``.
+BATCHNORM_EPS = 1e-6
+
+
+class BatchNormalization(Layer):
+    """Batch normalization (Ioffe & Szegedy 2015, https://arxiv.org/abs/1502.03167).
+
+    ``out = gamma * (x - mean) / sqrt(var + eps) + beta`` with batch statistics while training
+    and running statistics at inference.
+
+    Conventions (the book's, which differ from ``torch.nn.BatchNorm1d``):
+
+    * ``momentum`` is the fraction of the running statistics *kept* at each step:
+      ``running = momentum * running + (1 - momentum) * batch``.  The book's ``momentum=0.9``
+      equals PyTorch's ``momentum=0.1``.
+    * The running variance is updated with the *biased* batch variance (PyTorch uses the
+      unbiased one), and running statistics start at zero, not at zero mean / unit variance.
+    * ``eps`` is ``1e-6`` (the book's ``10e-7``); PyTorch's default is ``1e-5``.
+    * 4-D input ``(N, C, H, W)`` is flattened to ``(N, C*H*W)`` and every element is normalized
+      on its own, as in the book; ``gamma`` then has ``C*H*W`` entries.  (PyTorch's
+      ``BatchNorm2d`` normalizes per channel.)
+
+    Parameters
+    ----------
+    gamma, beta : array, shape (D,)
+        Scale and shift, kept by reference (updated in place by optimizers).
+    momentum : float
+        Keep-fraction of the running statistics.
+    running_mean, running_var : array, optional
+        Start values; zeros of the input's width when omitted.
+    eps : float
+        Added to the variance.
+    """
+
+    def __init__(self, gamma: Any, beta: Any, momentum: float = 0.9,
+                 running_mean: Any = None, running_var: Any = None, *,
+                 eps: float = BATCHNORM_EPS):
+        super().__init__()
+        self.gamma = gamma
+        self.beta = beta
+        self.momentum = float(momentum)
+        self.eps = float(eps)
+        self._xp = array_namespace(gamma, beta)
+        self._xp_type = type(gamma)
+        self.input_shape: tuple[int, ...] | None = None
+        self.running_mean = running_mean
+        self.running_var = running_var
+        # kept for backward
+        self.batch_size = None
+        self.xn = None
+        self.std = None
+        self.dgamma = None
+        self.dbeta = None
+
+    def _ns(self, x: Any) -> Any:
+        return self._xp
+
+    def forward(self, x: Any, train_flg: bool = True) -> Any:
+        xp = self._xp
+        self.input_shape = tuple(x.shape)
+        if x.ndim != 2:
+            x = xp.reshape(x, (x.shape[0], -1))
+        out = self._forward(x, train_flg)
+        return xp.reshape(out, self.input_shape) if len(self.input_shape) != 2 else out
+
+    def _forward(self, x: Any, train_flg: bool) -> Any:
+        xp = self._xp
+        if self.running_mean is None:
+            d = x.shape[1]
+            self.running_mean = xp.zeros((d,), dtype=x.dtype, device=_device(x))
+            self.running_var = xp.zeros((d,), dtype=x.dtype, device=_device(x))
+        if train_flg:
+            mu = xp.mean(x, axis=0)
+            xc = x - mu
+            var = xp.mean(xc * xc, axis=0)
+            std = xp.sqrt(var + self.eps)
+            xn = xc / std
+            self.batch_size = x.shape[0]
+            self.xn = xn
+            self.std = std
+            m = self.momentum
+            self.running_mean = m * self.running_mean + (1.0 - m) * mu
+            self.running_var = m * self.running_var + (1.0 - m) * var
+        else:
+            xn = (x - self.running_mean) / xp.sqrt(self.running_var + self.eps)
+        return self.gamma * xn + self.beta
+
+    def backward(self, dout: Any) -> Any:
+        xp = self._xp
+        if dout.ndim != 2:
+            dout = xp.reshape(dout, (dout.shape[0], -1))
+        dx = self._backward(dout)
+        return xp.reshape(dx, self.input_shape) if len(self.input_shape) != 2 else dx
+
+    def _backward(self, dout: Any) -> Any:
+        # The book's chain of steps, collapsed to the closed form
+        #   dx = (dxn - mean(dxn) - xn * mean(dxn * xn)) / std,   dxn = gamma * dout
+        xp = self._xp
+        xn = self.xn
+        self.dbeta = xp.sum(dout, axis=0)
+        self.dgamma = xp.sum(xn * dout, axis=0)
+        n = self.batch_size
+        dxn = self.gamma * dout
+        return (dxn - (self.dbeta * self.gamma) / n
+                - xn * ((self.dgamma * self.gamma) / n)) / self.std
+
+    def __repr__(self) -> str:
+        return f"BatchNormalization({self.gamma.shape[0]}, momentum={self.momentum})"

@@ -1,0 +1,315 @@
+"""The book's fully connected networks: ``MultiLayerNet`` and ``MultiLayerNetExtend``.
+
+Both follow ``common/multi_layer_net.py`` and ``common/multi_layer_net_extend.py`` name for name
+(``params``, ``layers``, ``last_layer``, ``predict``, ``loss``, ``accuracy``, ``gradient``,
+``numerical_gradient``) and add one switch: ``backend=`` (plus ``device=``, ``dtype=``, ``seed=``).
+
+Examples
+--------
+>>> import numpy as np
+>>> from xpnet import MultiLayerNet, SGD
+>>> net = MultiLayerNet(4, [8], 3, seed=0)              # backend="numpy" by default
+>>> x = np.random.default_rng(0).standard_normal((5, 4))
+>>> t = np.array([0, 1, 2, 1, 0])
+>>> grads = net.gradient(x, t)
+>>> SGD(lr=0.1).update(net.params, grads)
+>>> sorted(net.params)
+['W1', 'W2', 'b1', 'b2']
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from xpnet.backend import Backend, get_backend
+from xpnet.init import draw_weights
+from xpnet.layers import (
+    Affine,
+    BatchNormalization,
+    Dropout,
+    Relu,
+    Sigmoid,
+    SoftmaxWithLoss,
+    Tanh,
+)
+
+__all__ = ["ACTIVATIONS", "MultiLayerNet", "MultiLayerNetExtend"]
+
+#: Activation names accepted by the networks, and the layer each builds.
+ACTIVATIONS: dict[str, type] = {"relu": Relu, "sigmoid": Sigmoid, "tanh": Tanh}
+
+
+def _check_sizes(input_size: Any, hidden_size_list: Any, output_size: Any) -> list[int]:
+    sizes = [input_size, *list(hidden_size_list), output_size]
+    for s in sizes:
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s <= 0:
+            raise ValueError(
+                f"layer sizes must be positive integers, got input_size={input_size!r}, "
+                f"hidden_size_list={hidden_size_list!r}, output_size={output_size!r}"
+            )
+    return [int(s) for s in sizes]
+
+
+class MultiLayerNetExtend:
+    """Fully connected network with optional batch normalization and dropout.
+
+    ``Affine -> [BatchNorm] -> activation -> [Dropout]`` for each hidden layer, then
+    ``Affine -> SoftmaxWithLoss``.
+
+    Parameters
+    ----------
+    input_size : int
+        Input width (784 for MNIST).
+    hidden_size_list : list of int
+        Widths of the hidden layers, e.g. ``[100, 100, 100]``.
+    output_size : int
+        Number of classes (10 for MNIST).
+    activation : {'relu', 'sigmoid', 'tanh'}
+    weight_init_std : float or {'relu', 'he', 'sigmoid', 'xavier'}
+        See :func:`xpnet.init.init_std`.
+    weight_decay_lambda : float
+        L2 strength: ``loss += 0.5 * lambda * sum(W**2)`` over the weights ``W`` (not biases
+        nor batch-norm parameters), ``dW += lambda * W``.
+    use_dropout : bool
+    dropout_ration : float
+        The book's spelling; ``dropout_ratio`` is accepted too.  See
+        :class:`~xpnet.layers.Dropout` for the (non-inverted) convention.
+    use_batchnorm : bool
+    backend : str, module or Backend
+        ``"numpy"``, ``"cupy"``, ``"torch"`` or ``"array_api_strict"``; see
+        :func:`xpnet.get_backend`.
+    device : optional
+        The backend's device (``"cuda:0"``, ``array_api_strict.Device("device1")``, ...).
+    dtype : {'float32', 'float64'}
+        Parameter and activation dtype; float64 for gradient checks.
+    seed : int, optional
+        Seeds the initial weights (identical on every backend) and the dropout masks.
+
+    Notes
+    -----
+    Inputs to ``predict``, ``loss``, ``accuracy`` and ``gradient`` may be NumPy arrays, lists or
+    arrays of the network's backend; they are moved to its device and dtype on entry.  Outputs
+    stay on the backend; ``loss`` is a 0-d array (convert with ``float`` when you need it, which
+    waits for the device), ``accuracy`` a Python float.
+    """
+
+    def __init__(self, input_size: int, hidden_size_list: list[int], output_size: int,
+                 activation: str = "relu", weight_init_std: Any = "relu",
+                 weight_decay_lambda: float = 0, use_dropout: bool = False,
+                 dropout_ration: float = 0.5, use_batchnorm: bool = False, *,
+                 dropout_ratio: float | None = None, backend: Any = "numpy", device: Any = None,
+                 dtype: Any = "float32", seed: int | None = None):
+        sizes = _check_sizes(input_size, hidden_size_list, output_size)
+        act = str(activation).lower()
+        if act not in ACTIVATIONS:
+            raise ValueError(
+                f"unknown activation {activation!r}; valid: {', '.join(ACTIVATIONS)}"
+            )
+        if dropout_ratio is not None:
+            dropout_ration = dropout_ratio
+        wd = float(weight_decay_lambda)
+        if not wd >= 0:
+            raise ValueError(f"weight_decay_lambda must be >= 0, got {weight_decay_lambda!r}")
+
+        self.backend: Backend = get_backend(backend, device)
+        self.xp = self.backend.xp
+        self.dtype = self.backend.dtype(dtype)
+        self.input_size = sizes[0]
+        self.hidden_size_list = sizes[1:-1]
+        self.hidden_layer_num = len(self.hidden_size_list)
+        self.output_size = sizes[-1]
+        self.activation = act
+        self.weight_init_std = weight_init_std
+        self.weight_decay_lambda = wd
+        self.use_dropout = bool(use_dropout)
+        self.dropout_ration = float(dropout_ration)
+        self.use_batchnorm = bool(use_batchnorm)
+        self.seed = seed
+
+        host_dtype = np.float64 if self.dtype == self.xp.float64 else np.float32
+        rng = np.random.default_rng(seed)
+        be = self.backend
+        self.params: dict[str, Any] = {}
+        for i, (w, b) in enumerate(draw_weights(sizes, weight_init_std, rng, host_dtype), 1):
+            self.params[f"W{i}"] = be.asarray(w, dtype=self.dtype)
+            self.params[f"b{i}"] = be.asarray(b, dtype=self.dtype)
+
+        # Dropout masks get their own seed stream, derived from the weight seed.
+        dropout_seed = None if seed is None else int(rng.integers(2**31))
+        self.layers: dict[str, Any] = {}
+        for i in range(1, self.hidden_layer_num + 1):
+            self.layers[f"Affine{i}"] = Affine(self.params[f"W{i}"], self.params[f"b{i}"])
+            if self.use_batchnorm:
+                width = sizes[i]
+                self.params[f"gamma{i}"] = be.asarray(np.ones(width, host_dtype), self.dtype)
+                self.params[f"beta{i}"] = be.asarray(np.zeros(width, host_dtype), self.dtype)
+                self.layers[f"BatchNorm{i}"] = BatchNormalization(
+                    self.params[f"gamma{i}"], self.params[f"beta{i}"]
+                )
+            self.layers[f"Activation_function{i}"] = ACTIVATIONS[act](backend=be)
+            if self.use_dropout:
+                seed_i = None if dropout_seed is None else dropout_seed + i
+                self.layers[f"Dropout{i}"] = Dropout(self.dropout_ration, seed=seed_i,
+                                                     backend=be)
+        last = self.hidden_layer_num + 1
+        self.layers[f"Affine{last}"] = Affine(self.params[f"W{last}"], self.params[f"b{last}"])
+        self.last_layer = SoftmaxWithLoss(backend=be)
+        self._train_layers = tuple(
+            (layer, isinstance(layer, (Dropout, BatchNormalization)))
+            for layer in self.layers.values()
+        )
+        #: the loss of the last ``gradient`` call, a 0-d array on the device
+        self.last_loss = None
+
+    # -- inputs -----------------------------------------------------------------------------
+
+    def _x(self, x: Any) -> Any:
+        return self.backend.asarray(x, dtype=self.dtype)
+
+    def _t(self, t: Any) -> Any:
+        """Labels to the device: integer labels keep an integer dtype, one-hot rows the
+        network's dtype."""
+        be = self.backend
+        if not be.is_array(t):
+            t = np.asarray(t)
+            if t.dtype.kind in "fc":
+                return be.asarray(t, dtype=self.dtype)
+            return be.asarray(t.astype(np.int64, copy=False))
+        if self.xp.isdtype(t.dtype, "real floating"):
+            return be.asarray(t, dtype=self.dtype)
+        return be.asarray(t)
+
+    # -- the book's API ---------------------------------------------------------------------
+
+    def predict(self, x: Any, train_flg: bool = False) -> Any:
+        """Scores (pre-softmax) of shape ``(N, output_size)`` on the backend."""
+        x = self._x(x)
+        for layer, takes_flag in self._train_layers:
+            x = layer.forward(x, train_flg) if takes_flag else layer.forward(x)
+        return x
+
+    def _weight_decay(self) -> Any:
+        lam = self.weight_decay_lambda
+        if lam == 0:
+            return 0.0
+        xp = self.xp
+        total = 0.0
+        for idx in range(1, self.hidden_layer_num + 2):
+            w = self.params[f"W{idx}"]
+            total = total + xp.sum(w * w)
+        return (0.5 * lam) * total
+
+    def loss(self, x: Any, t: Any, train_flg: bool = False) -> Any:
+        """Mean cross entropy plus the weight-decay term, as a 0-d array on the device."""
+        y = self.predict(x, train_flg)
+        loss = self.last_layer.forward(y, self._t(t))
+        return loss + self._weight_decay() if self.weight_decay_lambda else loss
+
+    def accuracy(self, x: Any, t: Any, batch_size: int | None = None) -> float:
+        """Fraction of rows whose arg-max score matches the label (integer or one-hot).
+
+        ``batch_size`` splits large inputs to bound memory (all of it at once by default).
+        """
+        xp = self.xp
+        x = self._x(x)
+        t = self._t(t)
+        if t.ndim != 1:
+            t = xp.argmax(t, axis=1)
+        if t.dtype != xp.int64:
+            t = xp.astype(t, xp.int64)
+        n = x.shape[0]
+        if n == 0:
+            raise ValueError("accuracy of an empty batch")
+        step = n if not batch_size else int(batch_size)
+        correct = 0
+        for start in range(0, n, step):
+            y = self.predict(x[start:start + step, ...], train_flg=False)
+            hit = xp.argmax(y, axis=1) == t[start:start + step]
+            correct = correct + xp.count_nonzero(hit)
+        return self.backend.to_float(correct) / n
+
+    def gradient(self, x: Any, t: Any) -> dict[str, Any]:
+        """Gradients of ``loss(x, t, train_flg=True)`` by backpropagation.
+
+        Returns a dict with the keys of ``params``; arrays on the backend.  The loss of this
+        forward pass is kept in ``last_loss`` (a 0-d device array).
+        """
+        self.last_loss = self.loss(x, t, train_flg=True)
+        dout = self.last_layer.backward(1)
+        for layer in reversed(self.layers.values()):
+            dout = layer.backward(dout)
+
+        lam = self.weight_decay_lambda
+        grads: dict[str, Any] = {}
+        for idx in range(1, self.hidden_layer_num + 2):
+            aff = self.layers[f"Affine{idx}"]
+            grads[f"W{idx}"] = aff.dW + lam * aff.W if lam else aff.dW
+            grads[f"b{idx}"] = aff.db
+            if self.use_batchnorm and idx != self.hidden_layer_num + 1:
+                bn = self.layers[f"BatchNorm{idx}"]
+                grads[f"gamma{idx}"] = bn.dgamma
+                grads[f"beta{idx}"] = bn.dbeta
+        return grads
+
+    def numerical_gradient(self, x: Any, t: Any, h: float = 1e-4) -> dict[str, Any]:
+        """Central-difference gradients of ``loss(x, t, train_flg=True)`` (slow; for checks).
+
+        Use ``dtype='float64'`` and dropout off: with dropout every loss evaluation draws a
+        new mask.
+        """
+        x = self._x(x)
+        t = self._t(t)
+        be = self.backend
+
+        def f() -> float:
+            return be.to_float(self.loss(x, t, train_flg=True))
+
+        grads = {}
+        for key, p in self.params.items():
+            host = be.to_numpy(p).astype(np.float64)
+            g = np.zeros_like(host)
+            for idx in np.ndindex(host.shape):
+                orig = float(host[idx])
+                p[idx] = orig + h
+                fxh1 = f()
+                p[idx] = orig - h
+                fxh2 = f()
+                p[idx] = orig
+                g[idx] = (fxh1 - fxh2) / (2 * h)
+            grads[key] = be.asarray(g, dtype=self.dtype)
+        return grads
+
+    def __repr__(self) -> str:
+        sizes = [self.input_size, *self.hidden_size_list, self.output_size]
+        extras = []
+        if self.use_batchnorm:
+            extras.append("batchnorm")
+        if self.use_dropout:
+            extras.append(f"dropout={self.dropout_ration}")
+        if self.weight_decay_lambda:
+            extras.append(f"weight_decay={self.weight_decay_lambda}")
+        tail = (", " + ", ".join(extras)) if extras else ""
+        return (f"{type(self).__name__}({'-'.join(map(str, sizes))}, {self.activation}{tail}, "
+                f"backend={self.backend.name!r}, dtype={self.xp.__name__}.{_dtname(self)})")
+
+
+def _dtname(net: MultiLayerNetExtend) -> str:
+    return "float64" if net.dtype == net.xp.float64 else "float32"
+
+
+class MultiLayerNet(MultiLayerNetExtend):
+    """Fully connected network, ``Affine -> activation`` per hidden layer, then softmax.
+
+    The book's ``MultiLayerNet``: :class:`MultiLayerNetExtend` without batch norm or dropout.
+    Same parameters otherwise.
+    """
+
+    def __init__(self, input_size: int, hidden_size_list: list[int], output_size: int,
+                 activation: str = "relu", weight_init_std: Any = "relu",
+                 weight_decay_lambda: float = 0, *, backend: Any = "numpy",
+                 device: Any = None, dtype: Any = "float32", seed: int | None = None):
+        super().__init__(input_size, hidden_size_list, output_size, activation,
+                         weight_init_std, weight_decay_lambda, backend=backend, device=device,
+                         dtype=dtype, seed=seed)

@@ -1,0 +1,280 @@
+"""The book's optimizers (``common/optimizer.py``), in the book's order.
+
+Every optimizer has ``update(params, grads)``: ``params`` and ``grads`` are dicts of arrays with
+the same keys, and the arrays of ``params`` are updated **in place** -- so a layer that holds
+``net.params['W1']`` by reference sees the update.  Optimizer state (velocities, squared-gradient
+sums, moments) is created on the parameter's device, in its dtype, the first time a key is seen.
+Step sizes are Python floats, so float32 parameters stay float32.
+
+Examples
+--------
+>>> import numpy as np
+>>> from xpnet.optim import SGD
+>>> params = {"w": np.array([1.0, 2.0])}
+>>> SGD(lr=0.5).update(params, {"w": np.array([1.0, 1.0])})
+>>> params["w"].tolist()
+[0.5, 1.5]
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from array_api_compat import array_namespace
+
+__all__ = [
+    "SGD",
+    "AdaGrad",
+    "Adam",
+    "Momentum",
+    "Nesterov",
+    "Optimizer",
+    "RMSprop",
+    "get_optimizer",
+]
+
+
+class Optimizer:
+    """Base class: holds hyperparameters and per-parameter state; subclasses define ``_step``."""
+
+    #: names of the state arrays each parameter gets, created as zeros on first sight
+    state_names: tuple[str, ...] = ()
+
+    def __init__(self, lr: float):
+        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr >= 0):
+            raise ValueError(f"lr must be a finite number >= 0, got {lr!r}")
+        self.lr = float(lr)
+        self.state: dict[str, dict[str, Any]] = {name: {} for name in self.state_names}
+        self._xp = None
+        self._xp_type: type | None = None
+
+    def _ns(self, x: Any) -> Any:
+        if type(x) is not self._xp_type:
+            self._xp = array_namespace(x)
+            self._xp_type = type(x)
+        return self._xp
+
+    def _build(self, params: dict[str, Any], keys: Any) -> None:
+        """Create zero state for parameters seen for the first time (Keras' ``build``)."""
+        for key in keys:
+            for name in self.state_names:
+                store = self.state[name]
+                if key not in store:
+                    store[key] = self._ns(params[key]).zeros_like(params[key])
+
+    def update(self, params: dict[str, Any], grads: dict[str, Any]) -> None:
+        """Update ``params`` in place from ``grads`` (same keys)."""
+        missing = [k for k in grads if k not in params]
+        if missing:
+            raise KeyError(f"gradients for unknown parameters: {missing}")
+        self._begin_step()
+        if self.state_names:
+            self._build(params, grads.keys())
+        for key, g in grads.items():
+            self._step(key, params[key], g)
+
+    def _begin_step(self) -> None:
+        """Hook run once per ``update`` (Adam counts its steps here)."""
+
+    def _step(self, key: str, p: Any, g: Any) -> None:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def __repr__(self) -> str:
+        hp = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
+        return f"{type(self).__name__}({hp})"
+
+    def hyperparameters(self) -> dict[str, float]:
+        """The constructor arguments, as a dict."""
+        return {"lr": self.lr}
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent: ``p -= lr * g``.  Same as ``torch.optim.SGD(lr)``."""
+
+    def __init__(self, lr: float = 0.01):
+        super().__init__(lr)
+
+    def _step(self, key: str, p: Any, g: Any) -> None:
+        p -= self.lr * g
+
+
+class Momentum(Optimizer):
+    """Momentum SGD: ``v = momentum * v - lr * g; p += v``.
+
+    Equal to ``torch.optim.SGD(lr, momentum)`` (whose buffer is ``-v / lr``) for a fixed ``lr``.
+    """
+
+    state_names = ("v",)
+
+    def __init__(self, lr: float = 0.01, momentum: float = 0.9):
+        super().__init__(lr)
+        self.momentum = float(momentum)
+
+    @property
+    def v(self) -> dict[str, Any]:
+        """Velocities by parameter name (the book's ``self.v``)."""
+        return self.state["v"]
+
+    def _step(self, key: str, p: Any, g: Any) -> None:
+        v = self.state["v"][key]
+        v *= self.momentum
+        v -= self.lr * g
+        p += v
+
+    def hyperparameters(self) -> dict[str, float]:
+        return {"lr": self.lr, "momentum": self.momentum}
+
+
+class Nesterov(Momentum):
+    """Nesterov's accelerated gradient (https://arxiv.org/abs/1212.0901).
+
+    ``p += momentum**2 * v - (1 + momentum) * lr * g``, then ``v = momentum * v - lr * g``:
+    the parameters are moved with the *old* velocity first.  This is the corrected order (the
+    book's first printing updated ``v`` first), and equals
+    ``torch.optim.SGD(lr, momentum, nesterov=True)``.
+    """
+
+    def _step(self, key: str, p: Any, g: Any) -> None:
+        m = self.momentum
+        v = self.state["v"][key]
+        p += (m * m) * v
+        p -= ((1.0 + m) * self.lr) * g
+        v *= m
+        v -= self.lr * g
+
+
+class AdaGrad(Optimizer):
+    """AdaGrad: ``h += g*g; p -= lr * g / (sqrt(h) + eps)``.
+
+    Equals ``torch.optim.Adagrad(lr, eps=eps)`` (PyTorch's default ``eps`` is ``1e-10``; the
+    book's is ``1e-7``).
+    """
+
+    state_names = ("h",)
+
+    def __init__(self, lr: float = 0.01, *, eps: float = 1e-7):
+        super().__init__(lr)
+        self.eps = float(eps)
+
+    @property
+    def h(self) -> dict[str, Any]:
+        """Sums of squared gradients by parameter name (the book's ``self.h``)."""
+        return self.state["h"]
+
+    def _step(self, key: str, p: Any, g: Any) -> None:
+        xp = self._ns(p)
+        h = self.state["h"][key]
+        h += g * g
+        p -= self.lr * g / (xp.sqrt(h) + self.eps)
+
+    def hyperparameters(self) -> dict[str, float]:
+        return {"lr": self.lr, "eps": self.eps}
+
+
+class RMSprop(Optimizer):
+    """RMSprop: ``h = decay_rate * h + (1 - decay_rate) * g*g; p -= lr * g / (sqrt(h) + eps)``.
+
+    Equals ``torch.optim.RMSprop(lr, alpha=decay_rate, eps=eps)`` (PyTorch's defaults are
+    ``alpha=0.99``, ``eps=1e-8``; the book's ``eps`` is ``1e-7``).
+    """
+
+    state_names = ("h",)
+
+    def __init__(self, lr: float = 0.01, decay_rate: float = 0.99, *, eps: float = 1e-7):
+        super().__init__(lr)
+        self.decay_rate = float(decay_rate)
+        self.eps = float(eps)
+
+    @property
+    def h(self) -> dict[str, Any]:
+        """Running averages of squared gradients by parameter name (the book's ``self.h``)."""
+        return self.state["h"]
+
+    def _step(self, key: str, p: Any, g: Any) -> None:
+        xp = self._ns(p)
+        h = self.state["h"][key]
+        h *= self.decay_rate
+        h += (1.0 - self.decay_rate) * (g * g)
+        p -= self.lr * g / (xp.sqrt(h) + self.eps)
+
+    def hyperparameters(self) -> dict[str, float]:
+        return {"lr": self.lr, "decay_rate": self.decay_rate, "eps": self.eps}
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba, https://arxiv.org/abs/1412.6980), the book's formulation.
+
+    ``m += (1 - beta1) * (g - m)``, ``v += (1 - beta2) * (g*g - v)``,
+    ``p -= lr_t * m / (sqrt(v) + eps)`` with ``lr_t = lr * sqrt(1 - beta2**t) / (1 - beta1**t)``.
+
+    The bias correction is folded into the step size, so ``eps`` is added to the *uncorrected*
+    ``sqrt(v)``.  ``torch.optim.Adam`` adds its ``eps`` to the corrected ``sqrt(v_hat)``: the
+    two agree exactly when ``eps=0`` and otherwise differ by the effective ``eps`` (book:
+    ``eps / sqrt(1 - beta2**t)``).  The book's ``eps`` is ``1e-7``, PyTorch's ``1e-8``.
+    """
+
+    state_names = ("m", "v")
+
+    def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, *,
+                 eps: float = 1e-7):
+        super().__init__(lr)
+        self.beta1 = float(beta1)
+        self.beta2 = float(beta2)
+        self.eps = float(eps)
+        self.iter = 0
+        self._lr_t = 0.0
+
+    @property
+    def m(self) -> dict[str, Any]:
+        """First moments by parameter name (the book's ``self.m``)."""
+        return self.state["m"]
+
+    @property
+    def v(self) -> dict[str, Any]:
+        """Second moments by parameter name (the book's ``self.v``)."""
+        return self.state["v"]
+
+    def _begin_step(self) -> None:
+        self.iter += 1
+        t = self.iter
+        self._lr_t = self.lr * math.sqrt(1.0 - self.beta2**t) / (1.0 - self.beta1**t)
+
+    def _step(self, key: str, p: Any, g: Any) -> None:
+        xp = self._ns(p)
+        m = self.state["m"][key]
+        v = self.state["v"][key]
+        m += (1.0 - self.beta1) * (g - m)
+        v += (1.0 - self.beta2) * (g * g - v)
+        p -= self._lr_t * m / (xp.sqrt(v) + self.eps)
+
+    def hyperparameters(self) -> dict[str, float]:
+        return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
+
+
+_OPTIMIZERS = {
+    "sgd": SGD,
+    "momentum": Momentum,
+    "nesterov": Nesterov,
+    "adagrad": AdaGrad,
+    "rmsprop": RMSprop,
+    "adam": Adam,
+}
+
+
+def get_optimizer(name: str, **params: Any) -> Optimizer:
+    """Build an optimizer from its (case-insensitive) name and keyword hyperparameters.
+
+    >>> get_optimizer("adam", lr=0.01)
+    Adam(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-07)
+    """
+    if isinstance(name, Optimizer):
+        return name
+    cls = _OPTIMIZERS.get(str(name).lower())
+    if cls is None:
+        valid = ", ".join(c.__name__ for c in _OPTIMIZERS.values())
+        raise ValueError(f"unknown optimizer {name!r}; valid names are: {valid}")
+    try:
+        return cls(**params)
+    except TypeError as exc:
+        raise ValueError(f"bad parameters for {cls.__name__}: {exc}") from exc
