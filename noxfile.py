@@ -1,0 +1,48 @@
+"""nox sessions: tests and benchmarks per backend, and lint.
+
+    nox -s tests-numpy            # one backend; tests-array_api_strict, tests-torch, tests-cupy
+    nox -s bench-numpy            # benchmarks, side by side with PyTorch eager; bench-torch, ...
+    nox -s lint
+    nox -R -s tests-torch         # -R: reuse the environment, skip reinstalling
+
+A tests session sets XPNET_TEST_BACKENDS so that its backend is *required*: if it cannot be used
+(package missing, no CUDA device for CuPy) the tests fail instead of skipping.
+"""
+
+import nox
+
+nox.options.sessions = ["tests-numpy", "tests-array_api_strict", "tests-torch", "lint"]
+nox.options.default_venv_backend = "venv"
+
+# torch is pinned: 2.13.0 is a CPU wheel; an unpinned torch on Linux pulls a multi-GB CUDA build.
+TORCH = "torch==2.13.0"
+BACKEND_PACKAGES = {
+    "numpy": [],
+    "array_api_strict": ["array-api-strict"],
+    "torch": [TORCH],
+    "cupy": ["cupy-cuda12x"],
+}
+
+
+@nox.session
+@nox.parametrize("backend", list(BACKEND_PACKAGES))
+def tests(session: nox.Session, backend: str) -> None:
+    """Run the test suite with one backend required."""
+    session.install("-e", ".[test]", *BACKEND_PACKAGES[backend])
+    session.run("python", "-m", "xpnet", "info")
+    session.run("pytest", *session.posargs, env={"XPNET_TEST_BACKENDS": backend})
+
+
+@nox.session
+@nox.parametrize("backend", ["numpy", "torch", "array_api_strict", "cupy"])
+def bench(session: nox.Session, backend: str) -> None:
+    """Benchmark one backend beside PyTorch eager and the GEMM-only bound (same run)."""
+    session.install("-e", ".[cli]", TORCH, *BACKEND_PACKAGES[backend])
+    session.run("python", "bench/run.py", "--backend", backend, *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff over the package, tests and benchmarks."""
+    session.install("ruff")
+    session.run("ruff", "check", "src", "tests", "bench", "noxfile.py")
