@@ -1,0 +1,29 @@
+"""Data sets for the chapter-6 experiments, as NumPy arrays.
+
+* :func:`load_mnist`: MNIST with the book's interface; the full official set is
+  downloaded (checksummed, atomically) into a cache directory, and a bundled
+  10,000-digit subset makes it work offline.
+* :func:`load_titanic`: the bundled Titanic passenger table, standardized on its
+  training split.
+
+See ``xpnet/datasets/data/ATTRIBUTION.txt`` for where the bundled files come from.
+"""
+
+from xpnet.datasets._download import DownloadError
+from xpnet.datasets.mnist import (
+    DatasetFallbackWarning,
+    DatasetUnavailableError,
+    load_mnist,
+    mnist_cache_dir,
+)
+from xpnet.datasets.titanic import TITANIC_FEATURES, load_titanic
+
+__all__ = [
+    "TITANIC_FEATURES",
+    "DatasetFallbackWarning",
+    "DatasetUnavailableError",
+    "DownloadError",
+    "load_mnist",
+    "load_titanic",
+    "mnist_cache_dir",
+]
