@@ -31,6 +31,7 @@ __all__ = ["EXPERIMENTS", "get", "run", "save"]
 _MODULES = (
     "optimizer_paths",
     "optimizer_compare",
+    "activation_histograms",
 )
 
 #: Experiment name -> module, in DESIGN.md's order.
