@@ -1,0 +1,217 @@
+"""xpnet.optim against torch.optim over many steps, the book's formulas, in-place updates."""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pytest
+
+import xpnet
+from conftest import assert_on_backend
+from xpnet.optim import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop, get_optimizer
+
+STEPS = 50
+SHAPES = {"W": (4, 3), "b": (3,)}
+
+
+def _torch_optimizer(torch, name, tparams, hp):
+    o = torch.optim
+    if name == "SGD":
+        return o.SGD(tparams, lr=hp["lr"])
+    if name == "Momentum":
+        return o.SGD(tparams, lr=hp["lr"], momentum=hp["momentum"])
+    if name == "Nesterov":
+        return o.SGD(tparams, lr=hp["lr"], momentum=hp["momentum"], nesterov=True)
+    if name == "AdaGrad":
+        return o.Adagrad(tparams, lr=hp["lr"], eps=hp["eps"])
+    if name == "RMSprop":
+        return o.RMSprop(tparams, lr=hp["lr"], alpha=hp["decay_rate"], eps=hp["eps"])
+    if name == "Adam":
+        return o.Adam(tparams, lr=hp["lr"], betas=(hp["beta1"], hp["beta2"]), eps=hp["eps"])
+    raise AssertionError(name)
+
+
+CASES = [
+    # (xpnet class, xpnet kwargs, torch hyperparameters)
+    ("SGD", SGD, {"lr": 0.1}, {"lr": 0.1}),
+    ("Momentum", Momentum, {"lr": 0.05, "momentum": 0.9}, {"lr": 0.05, "momentum": 0.9}),
+    ("Nesterov", Nesterov, {"lr": 0.05, "momentum": 0.9}, {"lr": 0.05, "momentum": 0.9}),
+    # the book's eps is 1e-7 on sqrt(h); torch's Adagrad/RMSprop add eps at the same place
+    ("AdaGrad", AdaGrad, {"lr": 0.3}, {"lr": 0.3, "eps": 1e-7}),
+    ("RMSprop", RMSprop, {"lr": 0.02, "decay_rate": 0.9},
+     {"lr": 0.02, "decay_rate": 0.9, "eps": 1e-7}),
+    # the book's Adam folds bias correction into lr: equal to torch's only with eps = 0
+    ("Adam", Adam, {"lr": 0.05, "beta1": 0.8, "beta2": 0.99, "eps": 0.0},
+     {"lr": 0.05, "beta1": 0.8, "beta2": 0.99, "eps": 0.0}),
+]
+
+
+def _run_both(be, torch, name, cls, kwargs, hp, rng, dtype="float64", steps=STEPS):
+    init = {k: rng.standard_normal(s) for k, s in SHAPES.items()}
+    params = {k: be.asarray(v.astype(dtype)) for k, v in init.items()}
+    ids = {k: id(v) for k, v in params.items()}
+    opt = cls(**kwargs)
+    tparams = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True)
+               for k, v in init.items()}
+    topt = _torch_optimizer(torch, name, list(tparams.values()), hp)
+    for _ in range(steps):
+        g_host = {k: rng.standard_normal(s) for k, s in SHAPES.items()}
+        grads = {k: be.asarray(v.astype(dtype)) for k, v in g_host.items()}
+        opt.update(params, grads)
+        for k, tp in tparams.items():
+            tp.grad = torch.from_numpy(g_host[k].astype(dtype).astype(np.float64))
+        topt.step()
+        # in place: the dict still holds the very same array objects
+        assert {k: id(v) for k, v in params.items()} == ids
+        # the gradients were not touched
+        for k in grads:
+            np.testing.assert_array_equal(be.to_numpy(grads[k]), g_host[k].astype(dtype))
+    for k in params:
+        assert_on_backend(be, params[k], dtype=dtype, shape=SHAPES[k])
+    return params, {k: tp.detach().numpy() for k, tp in tparams.items()}
+
+
+@pytest.mark.parametrize("name, cls, kwargs, hp", CASES, ids=[c[0] for c in CASES])
+def test_optimizer_matches_torch(backend, rng, name, cls, kwargs, hp):
+    torch = pytest.importorskip("torch")
+    params, ref = _run_both(backend, torch, name, cls, kwargs, hp, rng)
+    for k in params:
+        np.testing.assert_allclose(backend.to_numpy(params[k]), ref[k], rtol=1e-10, atol=1e-12,
+                                   err_msg=f"{name} {k}")
+
+
+@pytest.mark.parametrize("name, cls, kwargs, hp", CASES, ids=[c[0] for c in CASES])
+def test_optimizer_float32_stays_float32(backend, rng, name, cls, kwargs, hp):
+    """Python-scalar step sizes: float32 parameters stay float32 and track the float64 path."""
+    torch = pytest.importorskip("torch")
+    params, ref = _run_both(backend, torch, name, cls, kwargs, hp, rng, dtype="float32",
+                            steps=20)
+    for k in params:
+        np.testing.assert_allclose(backend.to_numpy(params[k]), ref[k], rtol=1e-4, atol=1e-5)
+
+
+def _book_adam(init, grads_seq, lr=0.001, beta1=0.9, beta2=0.999):
+    """``common/optimizer.py`` Adam, transcribed with NumPy."""
+    params = {k: v.copy() for k, v in init.items()}
+    m = {k: np.zeros_like(v) for k, v in init.items()}
+    v = {k: np.zeros_like(v) for k, v in init.items()}
+    for it, grads in enumerate(grads_seq, 1):
+        lr_t = lr * np.sqrt(1.0 - beta2**it) / (1.0 - beta1**it)
+        for k in params:
+            m[k] += (1 - beta1) * (grads[k] - m[k])
+            v[k] += (1 - beta2) * (grads[k] ** 2 - v[k])
+            params[k] -= lr_t * m[k] / (np.sqrt(v[k]) + 1e-7)
+    return params
+
+
+def test_adam_default_is_the_books(backend, rng):
+    init = {k: rng.standard_normal(s) for k, s in SHAPES.items()}
+    # small gradients, where the placement of eps matters
+    grads_seq = [{k: 1e-5 * rng.standard_normal(s) for k, s in SHAPES.items()}
+                 for _ in range(30)]
+    params = {k: backend.asarray(v.copy()) for k, v in init.items()}  # asarray may share memory
+    opt = Adam()
+    for grads in grads_seq:
+        opt.update(params, {k: backend.asarray(g) for k, g in grads.items()})
+    ref = _book_adam(init, grads_seq)
+    for k in params:
+        np.testing.assert_allclose(backend.to_numpy(params[k]), ref[k], rtol=1e-12, atol=1e-14)
+    # ... and not torch's placement of eps (the documented difference)
+    torch = pytest.importorskip("torch")
+    tp = [torch.tensor(init[k], requires_grad=True) for k in SHAPES]
+    topt = torch.optim.Adam(tp, lr=0.001, eps=1e-7)
+    for grads in grads_seq:
+        for t, k in zip(tp, SHAPES, strict=True):
+            t.grad = torch.from_numpy(grads[k])
+        topt.step()
+    moved_book = np.abs(backend.to_numpy(params["W"]) - init["W"])
+    moved_torch = np.abs(tp[0].detach().numpy() - init["W"])
+    assert not np.allclose(moved_book, moved_torch, rtol=1e-3)
+
+
+def test_default_eps_of_adagrad_and_rmsprop_is_the_books(backend, rng):
+    init = rng.standard_normal(5)
+    g = 1e-6 * rng.standard_normal(5)
+    for cls, ref in (
+        (AdaGrad, init - 0.01 * g / (np.sqrt(g * g) + 1e-7)),
+        (RMSprop, init - 0.01 * g / (np.sqrt(0.01 * g * g) + 1e-7)),
+    ):
+        params = {"w": backend.asarray(init.copy())}
+        cls().update(params, {"w": backend.asarray(g)})
+        np.testing.assert_allclose(backend.to_numpy(params["w"]), ref, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam"])
+def test_network_params_stay_the_layers_arrays(backend, rng, name):
+    """The book relies on in-place updates: net.params['W1'] *is* Affine1.W, before and after."""
+    net = xpnet.MultiLayerNetExtend(6, [5, 4], 3, use_batchnorm=True, backend=backend, seed=1)
+    opt = get_optimizer(name, lr=0.01)
+    x = rng.standard_normal((8, 6))
+    t = rng.integers(0, 3, 8)
+    before = {k: backend.to_numpy(v).copy() for k, v in net.params.items()}
+    for _ in range(3):
+        opt.update(net.params, net.gradient(x, t))
+    for i in (1, 2, 3):
+        assert net.params[f"W{i}"] is net.layers[f"Affine{i}"].W
+        assert net.params[f"b{i}"] is net.layers[f"Affine{i}"].b
+    for i in (1, 2):
+        assert net.params[f"gamma{i}"] is net.layers[f"BatchNorm{i}"].gamma
+        assert net.params[f"beta{i}"] is net.layers[f"BatchNorm{i}"].beta
+    for k, v in net.params.items():
+        assert_on_backend(backend, v, dtype="float32")
+        assert not np.array_equal(backend.to_numpy(v), before[k]), f"{k} did not move"
+
+
+# ------------------------------------------------------------------------------------------
+# names and defaults
+# ------------------------------------------------------------------------------------------
+
+BOOK_DEFAULTS = {
+    SGD: {"lr": 0.01},
+    Momentum: {"lr": 0.01, "momentum": 0.9},
+    Nesterov: {"lr": 0.01, "momentum": 0.9},
+    AdaGrad: {"lr": 0.01},
+    RMSprop: {"lr": 0.01, "decay_rate": 0.99},
+    Adam: {"lr": 0.001, "beta1": 0.9, "beta2": 0.999},
+}
+
+
+@pytest.mark.parametrize("cls", list(BOOK_DEFAULTS), ids=lambda c: c.__name__)
+def test_book_defaults(cls):
+    sig = inspect.signature(cls)
+    opt = cls()
+    for name, value in BOOK_DEFAULTS[cls].items():
+        assert sig.parameters[name].default == value
+        assert getattr(opt, name) == value
+
+
+@pytest.mark.parametrize("cls", [AdaGrad, RMSprop, Adam], ids=lambda c: c.__name__)
+def test_book_eps(cls):
+    assert inspect.signature(cls).parameters["eps"].default == 1e-7
+
+
+@pytest.mark.parametrize("spelling", ["adam", "ADAM", "Adam", "aDaM"])
+def test_get_optimizer_is_case_insensitive(spelling):
+    opt = get_optimizer(spelling, lr=0.02)
+    assert isinstance(opt, Adam)
+    assert opt.lr == 0.02
+
+
+def test_get_optimizer_all_names():
+    for cls in BOOK_DEFAULTS:
+        assert type(get_optimizer(cls.__name__.lower())) is cls
+        assert type(get_optimizer(cls.__name__.upper(), lr=0.5)) is cls
+    assert get_optimizer("momentum", lr=0.1, momentum=0.5).momentum == 0.5
+
+
+def test_get_optimizer_unknown_name():
+    with pytest.raises(ValueError) as info:
+        get_optimizer("lbfgs")
+    assert "lbfgs" in str(info.value)
+    assert "Adam" in str(info.value) or "adam" in str(info.value)
+
+
+def test_top_level_exports():
+    for name in ("SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam", "get_optimizer"):
+        assert getattr(xpnet, name) is getattr(xpnet.optim, name)
