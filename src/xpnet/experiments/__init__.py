@@ -32,6 +32,7 @@ _MODULES = (
     "optimizer_paths",
     "optimizer_compare",
     "activation_histograms",
+    "weight_init",
 )
 
 #: Experiment name -> module, in DESIGN.md's order.

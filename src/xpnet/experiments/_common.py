@@ -328,7 +328,9 @@ def train_side_by_side(
 
     The book's loop (``grads = net.gradient(x, t); optimizer.update(net.params, grads)``) with
     the training set copied to the device once, batch indices drawn on the host, and the loss of
-    every step kept on the device until the log flushes.  Returns the per-iteration losses.
+    every step kept on the device until the log flushes.  Returns the per-iteration losses: the
+    loss of the forward pass that computed the gradient (the book logs one more forward pass
+    after the update; the curves are the same to the eye and this costs a third less).
     """
     xp = be.xp
     xd = be.asarray(x_train, dtype=dtype)
@@ -343,7 +345,8 @@ def train_side_by_side(
         for key, (net, opt) in runs.items():
             grads = net.gradient(xb, tb)
             opt.update(net.params, grads)
-            logs[key].append(net.loss(xb, tb))
+            loss = getattr(net, "last_loss", None)  # the gradient's own forward pass
+            logs[key].append(net.loss(xb, tb) if loss is None else loss)
     return {k: log.values() for k, log in logs.items()}
 
 
