@@ -33,6 +33,9 @@ _MODULES = (
     "optimizer_compare",
     "activation_histograms",
     "weight_init",
+    "batch_norm",
+    "overfit_weight_decay",
+    "dropout",
 )
 
 #: Experiment name -> module, in DESIGN.md's order.
