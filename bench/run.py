@@ -1,0 +1,27 @@
+"""Run the xpnet benchmark: the same as ``xpnet bench``, writing to bench/results/ by default.
+
+    python bench/run.py                              # every backend, C1, C2, C3, C1-infer
+    python bench/run.py --backend numpy --quick      # a smoke test
+    python bench/run.py --backend cupy --device 0    # on an NVIDIA machine
+
+See bench/README.md, or ``python bench/run.py --help`` for every option.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from xpnet.benchmark import main
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _argv(argv: list[str]) -> list[str]:
+    if not any(a == "--out" or a.startswith("--out=") for a in argv):
+        argv = [*argv, "--out", str(RESULTS)]
+    return argv
+
+
+if __name__ == "__main__":
+    sys.exit(main(_argv(sys.argv[1:])))
