@@ -1,0 +1,103 @@
+"""xpnet.Trainer on the real digits (the bundled 10,000-digit MNIST test set, 8,000/2,000)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import xpnet
+from conftest import assert_on_backend
+from xpnet import MultiLayerNet, MultiLayerNetExtend, Trainer
+from xpnet.datasets import load_mnist
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    (x_train, t_train), (x_test, t_test) = load_mnist(source="bundled")
+    assert x_train.shape == (8000, 784) and x_test.shape == (2000, 784)
+    assert t_train.shape == (8000,) and t_test.shape == (2000,)
+    return x_train, t_train, x_test, t_test
+
+
+def _check_lists(trainer, epochs, iters_per_epoch):
+    assert len(trainer.train_loss_list) == epochs * iters_per_epoch
+    assert len(trainer.train_acc_list) == epochs
+    assert len(trainer.test_acc_list) == epochs
+    for name in ("train_loss_list", "train_acc_list", "test_acc_list"):
+        values = getattr(trainer, name)
+        assert all(type(v) is float for v in values), name
+        assert all(np.isfinite(v) for v in values), name
+    assert all(0.0 <= a <= 1.0 for a in trainer.train_acc_list + trainer.test_acc_list)
+
+
+@pytest.mark.slow
+def test_trainer_reaches_93_percent_on_numpy(mnist):
+    x_train, t_train, x_test, t_test = mnist
+    net = MultiLayerNet(784, [100, 100], 10, seed=0)
+    trainer = Trainer(net, x_train, t_train, x_test, t_test, epochs=10, mini_batch_size=100,
+                      optimizer="Adam", optimizer_param={"lr": 1e-3}, verbose=False,
+                      seed=0)
+    trainer.train()
+    _check_lists(trainer, 10, 80)
+    final = net.accuracy(x_test, t_test)
+    assert type(final) is float
+    # independent of the network's accuracy(): arg-max of predict on the host
+    host_acc = float(np.mean(np.argmax(np.asarray(net.predict(x_test)), axis=1) == t_test))
+    assert final == pytest.approx(host_acc)
+    assert final > 0.93, f"test accuracy {final:.4f}"
+    assert trainer.test_acc_list[-1] == pytest.approx(final)
+    assert np.mean(trainer.train_loss_list[-20:]) < 0.3 * np.mean(trainer.train_loss_list[:20])
+    assert net.params["W1"] is net.layers["Affine1"].W
+
+
+def test_short_trainer_run_learns_on_every_backend(backend, mnist):
+    x_train, t_train, x_test, t_test = mnist
+    x_train, t_train = x_train[:2000], t_train[:2000]
+    x_test, t_test = x_test[:500], t_test[:500]
+    net = MultiLayerNetExtend(784, [50], 10, use_batchnorm=True, seed=1, backend=backend)
+    trainer = Trainer(net, x_train, t_train, x_test, t_test, epochs=2, mini_batch_size=100,
+                      optimizer="adam", optimizer_param={"lr": 1e-3}, verbose=False)
+    trainer.train()
+    _check_lists(trainer, 2, 20)
+    assert trainer.test_acc_list[-1] > 0.75, trainer.test_acc_list
+    assert np.mean(trainer.train_loss_list[-5:]) < 0.6 * np.mean(trainer.train_loss_list[:5])
+    for p in net.params.values():
+        assert_on_backend(backend, p, dtype="float32")
+    assert net.params["gamma1"] is net.layers["BatchNorm1"].gamma
+
+
+def test_trainer_defaults_and_sample_evaluation(backend, mnist):
+    x_train, t_train, x_test, t_test = mnist
+    net = MultiLayerNet(784, [20], 10, seed=2, backend=backend)
+    trainer = Trainer(net, x_train[:300], t_train[:300], x_test[:300], t_test[:300], epochs=2,
+                      evaluate_sample_num_per_epoch=100, verbose=False)
+    assert isinstance(trainer.optimizer, xpnet.SGD)
+    assert trainer.optimizer.lr == 0.01  # the book's optimizer='SGD', {'lr': 0.01}
+    trainer.train()
+    _check_lists(trainer, 2, 3)
+    for acc in trainer.train_acc_list + trainer.test_acc_list:
+        assert round(acc * 100) == pytest.approx(acc * 100)  # evaluated on 100 samples
+
+
+def test_book_signature_positional():
+    import inspect
+
+    names = list(inspect.signature(Trainer).parameters)
+    assert names[:11] == [
+        "network", "x_train", "t_train", "x_test", "t_test", "epochs", "mini_batch_size",
+        "optimizer", "optimizer_param", "evaluate_sample_num_per_epoch", "verbose",
+    ]
+    sig = inspect.signature(Trainer).parameters
+    assert sig["epochs"].default == 20
+    assert sig["mini_batch_size"].default == 100
+    assert sig["optimizer"].default == "SGD"
+    assert sig["verbose"].default is True
+
+
+def test_verbose_run_reports(mnist, capsys):
+    x_train, t_train, x_test, t_test = mnist
+    net = MultiLayerNet(784, [10], 10, seed=3)
+    Trainer(net, x_train[:200], t_train[:200], x_test[:100], t_test[:100], epochs=1,
+            optimizer="SGD", optimizer_param={"lr": 0.1}, verbose=True).train()
+    out = capsys.readouterr()
+    assert "test acc" in (out.out + out.err).lower()
