@@ -36,6 +36,8 @@ _MODULES = (
     "batch_norm",
     "overfit_weight_decay",
     "dropout",
+    "hyperparameter_search",
+    "titanic",
 )
 
 #: Experiment name -> module, in DESIGN.md's order.
