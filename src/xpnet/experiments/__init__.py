@@ -38,6 +38,7 @@ _MODULES = (
     "dropout",
     "hyperparameter_search",
     "titanic",
+    "compare",
 )
 
 #: Experiment name -> module, in DESIGN.md's order.
