@@ -85,6 +85,9 @@ class Backend:
         self.device = device
         self.module = module  # the raw library (numpy, cupy, torch, array_api_strict)
         self._array_type = _array_type(name, module)
+        self._dtype_cache: dict[Any, Any] = {}
+        #: fused fast paths for this library (see :class:`Kernels`)
+        self.kernels = kernels_for(name)
 
     # -- identity ---------------------------------------------------------------------------
 
@@ -103,6 +106,18 @@ class Backend:
 
     def dtype(self, dtype: Any = "float32") -> Any:
         """Resolve ``"float32"``, ``"float64"``, a NumPy dtype or a namespace dtype to ``xp``'s."""
+        try:
+            return self._dtype_cache[dtype]
+        except (KeyError, TypeError):
+            pass
+        resolved = self._resolve_dtype(dtype)
+        try:
+            self._dtype_cache[dtype] = resolved
+        except TypeError:
+            pass
+        return resolved
+
+    def _resolve_dtype(self, dtype: Any) -> Any:
         if dtype is None:
             dtype = "float32"
         if isinstance(dtype, str) or isinstance(dtype, (np.dtype, type)):
@@ -514,3 +529,182 @@ def is_finite_number(v: Any) -> bool:
         return math.isfinite(float(v))
     except (TypeError, ValueError):
         return False
+
+
+# --------------------------------------------------------------------------------------------
+# Fused fast paths
+# --------------------------------------------------------------------------------------------
+
+
+class Kernels:
+    """Optional fused implementations of hot operations, one subclass per library.
+
+    The portable code in :mod:`xpnet.optim` and :mod:`xpnet.layers` is the reference; a kernel
+    here must compute the same numbers (up to rounding) with fewer passes over memory or fewer
+    Python-level operations.  A method left as ``None`` means "use the portable code".  Tests
+    compare every kernel with the portable path.
+
+    Optimizer kernels update ``p`` and the state arrays in place.
+    """
+
+    name = "portable"
+    #: ``matmul_into(a, b, out)``: ``out[...] = a @ b`` without a temporary
+    matmul_into = None
+    #: ``adam(p, g, m, v, lr_t, beta1, beta2, eps)``
+    adam = None
+    #: ``rmsprop(p, g, h, lr, decay_rate, eps)``
+    rmsprop = None
+    #: ``adagrad(p, g, h, lr, eps)``
+    adagrad = None
+    #: ``momentum(p, g, v, lr, momentum)``
+    momentum = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"
+
+
+class NumpyKernels(Kernels):
+    """In-place ufuncs with ``out=`` (no temporaries); numexpr, when installed, fuses each
+    optimizer update into single multi-threaded passes."""
+
+    name = "numpy"
+
+    def __init__(self) -> None:
+        try:
+            import numexpr
+        except ImportError:
+            numexpr = None
+        self._ne = numexpr
+        if numexpr is not None:
+            self.name = "numpy+numexpr"
+        self._scratch: dict[tuple, np.ndarray] = {}
+
+    def _tmp(self, like: np.ndarray) -> np.ndarray:
+        key = (like.shape, like.dtype.str)
+        buf = self._scratch.get(key)
+        if buf is None:
+            if len(self._scratch) > 16:
+                self._scratch.clear()
+            buf = self._scratch[key] = np.empty_like(like)
+        return buf
+
+    @staticmethod
+    def matmul_into(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
+        return np.matmul(a, b, out=out)
+
+    def adam(self, p, g, m, v, lr_t, beta1, beta2, eps):  # noqa: ANN001, ANN201
+        c = p.dtype.type
+        if self._ne is not None:
+            ev = self._ne.evaluate
+            ev("m + b1c * (g - m)", local_dict={"m": m, "g": g, "b1c": c(1.0 - beta1)}, out=m)
+            ev("v + b2c * (g * g - v)", local_dict={"v": v, "g": g, "b2c": c(1.0 - beta2)},
+               out=v)
+            ev("p - lr_t * m / (sqrt(v) + eps)",
+               local_dict={"p": p, "m": m, "v": v, "lr_t": c(lr_t), "eps": c(eps)}, out=p)
+            return
+        s = self._tmp(p)
+        np.subtract(g, m, out=s)
+        s *= c(1.0 - beta1)
+        m += s
+        np.multiply(g, g, out=s)
+        s -= v
+        s *= c(1.0 - beta2)
+        v += s
+        np.sqrt(v, out=s)
+        s += c(eps)
+        np.divide(m, s, out=s)
+        s *= c(lr_t)
+        p -= s
+
+    def rmsprop(self, p, g, h, lr, decay_rate, eps):  # noqa: ANN001, ANN201
+        c = p.dtype.type
+        if self._ne is not None:
+            ev = self._ne.evaluate
+            ev("d * h + dc * (g * g)",
+               local_dict={"h": h, "g": g, "d": c(decay_rate), "dc": c(1.0 - decay_rate)},
+               out=h)
+            ev("p - lr * g / (sqrt(h) + eps)",
+               local_dict={"p": p, "g": g, "h": h, "lr": c(lr), "eps": c(eps)}, out=p)
+            return
+        s = self._tmp(p)
+        h *= c(decay_rate)
+        np.multiply(g, g, out=s)
+        s *= c(1.0 - decay_rate)
+        h += s
+        np.sqrt(h, out=s)
+        s += c(eps)
+        np.divide(g, s, out=s)
+        s *= c(lr)
+        p -= s
+
+    def adagrad(self, p, g, h, lr, eps):  # noqa: ANN001, ANN201
+        c = p.dtype.type
+        s = self._tmp(p)
+        np.multiply(g, g, out=s)
+        h += s
+        np.sqrt(h, out=s)
+        s += c(eps)
+        np.divide(g, s, out=s)
+        s *= c(lr)
+        p -= s
+
+    def momentum(self, p, g, v, lr, momentum):  # noqa: ANN001, ANN201
+        c = p.dtype.type
+        s = self._tmp(p)
+        v *= c(momentum)
+        np.multiply(g, c(lr), out=s)
+        v -= s
+        p += v
+
+
+class TorchKernels(Kernels):
+    """torch's fused in-place tensor methods (``addcmul_``, ``addcdiv_``, ``out=``)."""
+
+    name = "torch"
+
+    @staticmethod
+    def matmul_into(a, b, out):  # noqa: ANN001, ANN205
+        import torch
+
+        return torch.matmul(a, b, out=out)
+
+    @staticmethod
+    def adam(p, g, m, v, lr_t, beta1, beta2, eps):  # noqa: ANN001, ANN205
+        m.lerp_(g, 1.0 - beta1)
+        v.mul_(beta2).addcmul_(g, g, value=1.0 - beta2)
+        p.addcdiv_(m, v.sqrt().add_(eps), value=-lr_t)
+
+
+class CupyKernels(Kernels):
+    """One fused CUDA ``ElementwiseKernel`` per optimizer update (compiled on first use)."""
+
+    name = "cupy"
+
+    def __init__(self) -> None:
+        self._adam = None
+
+    def adam(self, p, g, m, v, lr_t, beta1, beta2, eps):  # noqa: ANN001, ANN201
+        import cupy
+
+        if self._adam is None:
+            self._adam = cupy.ElementwiseKernel(
+                "T g, T lr_t, T b1c, T b2c, T eps", "T p, T m, T v",
+                "m += b1c * (g - m); v += b2c * (g * g - v); p -= lr_t * m / (sqrt(v) + eps);",
+                "xpnet_adam",
+            )
+        c = p.dtype.type
+        self._adam(g, c(lr_t), c(1.0 - beta1), c(1.0 - beta2), c(eps), p, m, v)
+
+
+def kernels_for(name: str) -> Kernels:
+    """The fused kernels of a backend name (a portable no-op set for unknown ones)."""
+    k = _KERNELS.get(name)
+    if k is None:
+        cls = {"numpy": NumpyKernels, "torch": TorchKernels, "cupy": CupyKernels}.get(
+            name, Kernels
+        )
+        k = _KERNELS[name] = cls()
+    return k
+
+
+_KERNELS: dict[str, Kernels] = {}

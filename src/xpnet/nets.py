@@ -34,6 +34,7 @@ from xpnet.layers import (
     SoftmaxWithLoss,
     Tanh,
 )
+from xpnet.params import Layout, flat_views
 
 __all__ = ["ACTIVATIONS", "MultiLayerNet", "MultiLayerNetExtend"]
 
@@ -131,10 +132,14 @@ class MultiLayerNetExtend:
         host_dtype = np.float64 if self.dtype == self.xp.float64 else np.float32
         rng = np.random.default_rng(seed)
         be = self.backend
-        self.params: dict[str, Any] = {}
+        host: dict[str, np.ndarray] = {}
         for i, (w, b) in enumerate(draw_weights(sizes, weight_init_std, rng, host_dtype), 1):
-            self.params[f"W{i}"] = be.asarray(w, dtype=self.dtype)
-            self.params[f"b{i}"] = be.asarray(b, dtype=self.dtype)
+            host[f"W{i}"], host[f"b{i}"] = w, b
+        if self.use_batchnorm:
+            for i in range(1, self.hidden_layer_num + 1):
+                host[f"gamma{i}"] = np.ones(sizes[i], host_dtype)
+                host[f"beta{i}"] = np.zeros(sizes[i], host_dtype)
+        self.params, self._grads = self._allocate(host)
 
         # Dropout masks get their own seed stream, derived from the weight seed.
         dropout_seed = None if seed is None else int(rng.integers(2**31))
@@ -142,9 +147,6 @@ class MultiLayerNetExtend:
         for i in range(1, self.hidden_layer_num + 1):
             self.layers[f"Affine{i}"] = Affine(self.params[f"W{i}"], self.params[f"b{i}"])
             if self.use_batchnorm:
-                width = sizes[i]
-                self.params[f"gamma{i}"] = be.asarray(np.ones(width, host_dtype), self.dtype)
-                self.params[f"beta{i}"] = be.asarray(np.zeros(width, host_dtype), self.dtype)
                 self.layers[f"BatchNorm{i}"] = BatchNormalization(
                     self.params[f"gamma{i}"], self.params[f"beta{i}"]
                 )
@@ -160,8 +162,24 @@ class MultiLayerNetExtend:
             (layer, isinstance(layer, (Dropout, BatchNormalization)))
             for layer in self.layers.values()
         )
+        if self._grads is not None:
+            for i in range(1, last + 1):
+                aff = self.layers[f"Affine{i}"]
+                aff.dW_out, aff.db_out = self._grads[f"W{i}"], self._grads[f"b{i}"]
         #: the loss of the last ``gradient`` call, a 0-d array on the device
         self.last_loss = None
+
+    def _allocate(self, host: dict[str, np.ndarray]) -> tuple[dict[str, Any], Any]:
+        """Parameters on the device as views of one flat buffer, and a gradient buffer of the
+        same layout (see :mod:`xpnet.params`); separate arrays where views don't alias."""
+        be, xp = self.backend, self.xp
+        layout = Layout({k: v.shape for k, v in host.items()})
+        flat_host = np.concatenate([v.reshape(-1) for v in host.values()])
+        params = flat_views(xp, be.asarray(flat_host, dtype=self.dtype), layout)
+        if params is None:
+            return {k: be.asarray(v, dtype=self.dtype) for k, v in host.items()}, None
+        grads = flat_views(xp, xp.zeros_like(params.flat), layout)
+        return params, grads
 
     # -- inputs -----------------------------------------------------------------------------
 
@@ -235,6 +253,9 @@ class MultiLayerNetExtend:
 
         Returns a dict with the keys of ``params``; arrays on the backend.  The loss of this
         forward pass is kept in ``last_loss`` (a 0-d device array).
+
+        The returned arrays are views of one gradient buffer that the *next* call overwrites
+        (as PyTorch's ``.grad``); copy them if you keep them across calls.
         """
         self.last_loss = self.loss(x, t, train_flg=True)
         dout = self.last_layer.backward(1)
@@ -242,12 +263,24 @@ class MultiLayerNetExtend:
             dout = layer.backward(dout)
 
         lam = self.weight_decay_lambda
-        grads: dict[str, Any] = {}
-        for idx in range(1, self.hidden_layer_num + 2):
+        last = self.hidden_layer_num + 1
+        if self._grads is not None:
+            # Affine layers wrote dW/db into the flat gradient buffer already.
+            grads = self._grads
+            for idx in range(1, last + 1):
+                if lam:
+                    grads[f"W{idx}"] += lam * self.params[f"W{idx}"]
+                if self.use_batchnorm and idx != last:
+                    bn = self.layers[f"BatchNorm{idx}"]
+                    grads[f"gamma{idx}"][...] = bn.dgamma
+                    grads[f"beta{idx}"][...] = bn.dbeta
+            return grads
+        grads = {}
+        for idx in range(1, last + 1):
             aff = self.layers[f"Affine{idx}"]
             grads[f"W{idx}"] = aff.dW + lam * aff.W if lam else aff.dW
             grads[f"b{idx}"] = aff.db
-            if self.use_batchnorm and idx != self.hidden_layer_num + 1:
+            if self.use_batchnorm and idx != last:
                 bn = self.layers[f"BatchNorm{idx}"]
                 grads[f"gamma{idx}"] = bn.dgamma
                 grads[f"beta{idx}"] = bn.dbeta

@@ -23,6 +23,11 @@ from typing import Any
 
 from array_api_compat import array_namespace
 
+from xpnet.backend import Kernels, _name_of_array, kernels_for
+
+#: State key of the whole-buffer update (see :mod:`xpnet.params`)
+FLAT = "__flat__"
+
 __all__ = [
     "SGD",
     "AdaGrad",
@@ -36,24 +41,38 @@ __all__ = [
 
 
 class Optimizer:
-    """Base class: holds hyperparameters and per-parameter state; subclasses define ``_step``."""
+    """Base class: holds hyperparameters and per-parameter state; subclasses define ``_step``.
+
+    When ``params`` and ``grads`` are both :class:`~xpnet.params.ParamDict` views of flat
+    buffers with one layout (as xpnet's networks hand out), the update runs once over the whole
+    buffer; the state then lives in flat buffers too, and ``state[name][key]`` are views of
+    them.  ``fused=True`` lets the backend's fused kernel (:class:`xpnet.backend.Kernels`) run
+    the update where it has one; ``fused=False`` forces the portable reference code.
+    """
 
     #: names of the state arrays each parameter gets, created as zeros on first sight
     state_names: tuple[str, ...] = ()
 
-    def __init__(self, lr: float):
+    def __init__(self, lr: float, *, fused: bool = True):
         if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr >= 0):
             raise ValueError(f"lr must be a finite number >= 0, got {lr!r}")
         self.lr = float(lr)
+        self.fused = bool(fused)
         self.state: dict[str, dict[str, Any]] = {name: {} for name in self.state_names}
         self._xp = None
         self._xp_type: type | None = None
+        self._kernels: Kernels = Kernels()
 
     def _ns(self, x: Any) -> Any:
         if type(x) is not self._xp_type:
             self._xp = array_namespace(x)
             self._xp_type = type(x)
+            self._kernels = kernels_for(_name_of_array(x)) if self.fused else Kernels()
         return self._xp
+
+    def _kernel(self, name: str) -> Any:
+        """The backend's fused kernel for this update, or None for the portable code."""
+        return getattr(self._kernels, name)
 
     def _build(self, params: dict[str, Any], keys: Any) -> None:
         """Create zero state for parameters seen for the first time (Keras' ``build``)."""
@@ -63,8 +82,35 @@ class Optimizer:
                 if key not in store:
                     store[key] = self._ns(params[key]).zeros_like(params[key])
 
+    def _build_flat(self, params: Any, flat: Any) -> None:
+        """Create flat zero state for a :class:`~xpnet.params.ParamDict`; per-key entries
+        become views of it (carrying over any per-key state built before)."""
+        xp = self._ns(flat)
+        for name in self.state_names:
+            store = self.state[name]
+            if FLAT in store:
+                continue
+            buf = xp.zeros_like(flat)
+            for key, view in params.layout.views(xp, buf).items():
+                if key in store:
+                    view[...] = store[key]
+                store[key] = view
+            store[FLAT] = buf
+
     def update(self, params: dict[str, Any], grads: dict[str, Any]) -> None:
         """Update ``params`` in place from ``grads`` (same keys)."""
+        flat_p = params.flat_view() if hasattr(params, "flat_view") else None
+        if flat_p is not None and hasattr(grads, "flat_view") and (
+            getattr(grads, "layout", None) is params.layout
+        ):
+            flat_g = grads.flat_view()
+            if flat_g is not None:
+                self._begin_step()
+                self._ns(flat_p)
+                if self.state_names:
+                    self._build_flat(params, flat_p)
+                self._step(FLAT, flat_p, flat_g)
+                return
         missing = [k for k in grads if k not in params]
         if missing:
             raise KeyError(f"gradients for unknown parameters: {missing}")
@@ -92,8 +138,8 @@ class Optimizer:
 class SGD(Optimizer):
     """Stochastic gradient descent: ``p -= lr * g``.  Same as ``torch.optim.SGD(lr)``."""
 
-    def __init__(self, lr: float = 0.01):
-        super().__init__(lr)
+    def __init__(self, lr: float = 0.01, *, fused: bool = True):
+        super().__init__(lr, fused=fused)
 
     def _step(self, key: str, p: Any, g: Any) -> None:
         p -= self.lr * g
@@ -107,8 +153,8 @@ class Momentum(Optimizer):
 
     state_names = ("v",)
 
-    def __init__(self, lr: float = 0.01, momentum: float = 0.9):
-        super().__init__(lr)
+    def __init__(self, lr: float = 0.01, momentum: float = 0.9, *, fused: bool = True):
+        super().__init__(lr, fused=fused)
         self.momentum = float(momentum)
 
     @property
@@ -118,6 +164,10 @@ class Momentum(Optimizer):
 
     def _step(self, key: str, p: Any, g: Any) -> None:
         v = self.state["v"][key]
+        kernel = self._kernel("momentum")
+        if kernel is not None:
+            kernel(p, g, v, self.lr, self.momentum)
+            return
         v *= self.momentum
         v -= self.lr * g
         p += v
@@ -153,8 +203,8 @@ class AdaGrad(Optimizer):
 
     state_names = ("h",)
 
-    def __init__(self, lr: float = 0.01, *, eps: float = 1e-7):
-        super().__init__(lr)
+    def __init__(self, lr: float = 0.01, *, eps: float = 1e-7, fused: bool = True):
+        super().__init__(lr, fused=fused)
         self.eps = float(eps)
 
     @property
@@ -165,6 +215,10 @@ class AdaGrad(Optimizer):
     def _step(self, key: str, p: Any, g: Any) -> None:
         xp = self._ns(p)
         h = self.state["h"][key]
+        kernel = self._kernel("adagrad")
+        if kernel is not None:
+            kernel(p, g, h, self.lr, self.eps)
+            return
         h += g * g
         p -= self.lr * g / (xp.sqrt(h) + self.eps)
 
@@ -181,8 +235,9 @@ class RMSprop(Optimizer):
 
     state_names = ("h",)
 
-    def __init__(self, lr: float = 0.01, decay_rate: float = 0.99, *, eps: float = 1e-7):
-        super().__init__(lr)
+    def __init__(self, lr: float = 0.01, decay_rate: float = 0.99, *, eps: float = 1e-7,
+                 fused: bool = True):
+        super().__init__(lr, fused=fused)
         self.decay_rate = float(decay_rate)
         self.eps = float(eps)
 
@@ -194,6 +249,10 @@ class RMSprop(Optimizer):
     def _step(self, key: str, p: Any, g: Any) -> None:
         xp = self._ns(p)
         h = self.state["h"][key]
+        kernel = self._kernel("rmsprop")
+        if kernel is not None:
+            kernel(p, g, h, self.lr, self.decay_rate, self.eps)
+            return
         h *= self.decay_rate
         h += (1.0 - self.decay_rate) * (g * g)
         p -= self.lr * g / (xp.sqrt(h) + self.eps)
@@ -217,8 +276,8 @@ class Adam(Optimizer):
     state_names = ("m", "v")
 
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, *,
-                 eps: float = 1e-7):
-        super().__init__(lr)
+                 eps: float = 1e-7, fused: bool = True):
+        super().__init__(lr, fused=fused)
         self.beta1 = float(beta1)
         self.beta2 = float(beta2)
         self.eps = float(eps)
@@ -244,6 +303,10 @@ class Adam(Optimizer):
         xp = self._ns(p)
         m = self.state["m"][key]
         v = self.state["v"][key]
+        kernel = self._kernel("adam")
+        if kernel is not None:
+            kernel(p, g, m, v, self._lr_t, self.beta1, self.beta2, self.eps)
+            return
         m += (1.0 - self.beta1) * (g - m)
         v += (1.0 - self.beta2) * (g * g - v)
         p -= self._lr_t * m / (xp.sqrt(v) + self.eps)

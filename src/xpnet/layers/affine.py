@@ -6,6 +6,7 @@ from typing import Any
 
 from array_api_compat import array_namespace
 
+from xpnet.backend import backend_of
 from xpnet.layers.base import Layer
 
 
@@ -21,7 +22,9 @@ class Affine(Layer):
 
     Input of more than two dimensions (e.g. images ``(N, C, H, W)``) is flattened to ``(N, D)``
     and ``backward`` returns ``dx`` in the input's shape, as in the book.  After ``backward``,
-    ``dW`` and ``db`` hold the gradients.
+    ``dW`` and ``db`` hold the gradients.  When ``dW_out``/``db_out`` are set (networks set them
+    to views of their flat gradient buffer), ``backward`` writes the gradients there and ``dW``,
+    ``db`` are those arrays.
     """
 
     def __init__(self, W: Any, b: Any):
@@ -34,6 +37,10 @@ class Affine(Layer):
         self.original_x_shape: tuple[int, ...] | None = None
         self.dW = None
         self.db = None
+        #: optional preallocated arrays that ``backward`` writes ``dW`` / ``db`` into
+        self.dW_out = None
+        self.db_out = None
+        self._matmul_into = backend_of(W).kernels.matmul_into
 
     def _ns(self, x: Any) -> Any:
         return self._xp
@@ -49,8 +56,17 @@ class Affine(Layer):
     def backward(self, dout: Any) -> Any:
         xp = self._xp
         dx = dout @ xp.matrix_transpose(self.W)
-        self.dW = xp.matrix_transpose(self.x) @ dout
-        self.db = xp.sum(dout, axis=0)
+        xt = xp.matrix_transpose(self.x)
+        if self.dW_out is None:
+            self.dW = xt @ dout
+            self.db = xp.sum(dout, axis=0)
+        else:
+            if self._matmul_into is not None:
+                self._matmul_into(xt, dout, self.dW_out)
+            else:
+                self.dW_out[...] = xt @ dout
+            self.db_out[...] = xp.sum(dout, axis=0)
+            self.dW, self.db = self.dW_out, self.db_out
         if len(self.original_x_shape) != 2:
             dx = xp.reshape(dx, self.original_x_shape)
         return dx
