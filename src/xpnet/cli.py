@@ -1,0 +1,508 @@
+"""The ``xpnet`` command: train a network, reproduce the chapter-6 experiments, inspect backends.
+
+::
+
+    xpnet train [--backend torch] [--epochs 10] ...   train MultiLayerNetExtend on MNIST
+    xpnet experiment NAME|all|list [--quick] ...       reproduce a figure (PNG + JSON)
+    xpnet info                                         backends, devices, library versions
+    xpnet bench ...                                    the benchmark harness (xpnet.benchmark)
+
+User mistakes (an unknown backend or optimizer, bad sizes, a backend that is not installed)
+end with a one-line message on stderr and a non-zero exit status: 2 for bad arguments, 1 for
+failures at run time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import xpnet
+from xpnet.backend import _ALIASES, BACKEND_NAMES
+
+PROG = "xpnet"
+DEFAULT_OUT = "xpnet-out"
+OPTIMIZERS = ("SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam")
+ACTIVATIONS = ("relu", "sigmoid", "tanh")
+
+#: optimizer-specific flags -> (keyword, optimizers that take it)
+OPTIMIZER_FLAGS = {
+    "momentum": ("momentum", ("momentum", "nesterov")),
+    "beta1": ("beta1", ("adam",)),
+    "beta2": ("beta2", ("adam",)),
+    "decay_rate": ("decay_rate", ("rmsprop",)),
+}
+
+
+class UserError(Exception):
+    """A mistake in what the user asked for: reported in one line, exit status 1."""
+
+
+# --------------------------------------------------------------------------------------------
+# argument types (raise ArgumentTypeError -> argparse prints usage + message, exit 2)
+# --------------------------------------------------------------------------------------------
+
+
+def _backend_name(s: str) -> str:
+    name = _ALIASES.get(s.lower(), s.lower())
+    if name not in BACKEND_NAMES:
+        raise argparse.ArgumentTypeError(
+            f"unknown backend {s!r}; valid names are: {', '.join(BACKEND_NAMES)}")
+    return name
+
+
+def _hidden_sizes(s: str) -> list[int]:
+    parts = [p.strip() for p in s.split(",")]
+    if s.strip() == "":
+        return []
+    sizes = []
+    for p in parts:
+        try:
+            v = int(p)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"hidden sizes must be comma-separated positive integers (e.g. 100,100,100), "
+                f"not {s!r}") from None
+        if v <= 0:
+            raise argparse.ArgumentTypeError(f"hidden sizes must be positive, got {v} in {s!r}")
+        sizes.append(v)
+    return sizes
+
+
+def _optimizer_name(s: str) -> str:
+    for name in OPTIMIZERS:
+        if name.lower() == s.lower():
+            return name
+    raise argparse.ArgumentTypeError(
+        f"unknown optimizer {s!r}; valid names are: {', '.join(OPTIMIZERS)}")
+
+
+def _positive_int(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}")
+    return v
+
+
+def _nonneg_int(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {s!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {s!r}")
+    return v
+
+
+def _positive_float(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {s!r}") from None
+    if not v > 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {s!r}")
+    return v
+
+
+def _nonneg_float(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {s!r}") from None
+    if not v >= 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {s!r}")
+    return v
+
+
+def _ratio(s: str) -> float:
+    v = _nonneg_float(s)
+    if v >= 1:
+        raise argparse.ArgumentTypeError(f"the dropout ratio must be in [0, 1), got {s!r}")
+    return v
+
+
+def _init(s: str) -> str | float:
+    low = s.lower()
+    if low in ("auto", "he", "relu", "xavier", "sigmoid"):
+        return low
+    try:
+        return _positive_float(s)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"--init must be auto, he, xavier or a positive std, not {s!r}") from None
+
+
+# --------------------------------------------------------------------------------------------
+# the parser
+# --------------------------------------------------------------------------------------------
+
+
+def _experiment_names() -> list[str]:
+    from xpnet.experiments import EXPERIMENTS
+
+    return list(EXPERIMENTS)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Deep Learning from Scratch, chapter 6, on NumPy, CuPy, PyTorch or "
+                    "array-api-strict: train a network, reproduce the book's experiments, "
+                    "benchmark backends.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {xpnet.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    backend_help = f"array backend: {', '.join(BACKEND_NAMES)} (default: numpy)"
+
+    # -- train --------------------------------------------------------------------------------
+    t = sub.add_parser(
+        "train", help="train MultiLayerNetExtend on MNIST",
+        description="Train MultiLayerNetExtend on MNIST (the bundled 8,000/2,000 real digits "
+                    "when the full set cannot be downloaded) and write a learning-curve PNG "
+                    "and a history JSON.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    t.add_argument("--backend", type=_backend_name, default="numpy", help=backend_help)
+    t.add_argument("--device", default=None,
+                   help="device of the backend, e.g. cpu, cuda:0, 1 (CuPy), device1 (strict)")
+    t.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    t.add_argument("--hidden", type=_hidden_sizes, default=[256, 128],
+                   metavar="N,N,...", help="hidden layer sizes")
+    t.add_argument("--activation", choices=ACTIVATIONS, default="relu")
+    t.add_argument("--init", type=_init, default="auto",
+                   help="initial weight std: he, xavier, a number, or auto (He for ReLU, "
+                        "Xavier otherwise)")
+    t.add_argument("--optimizer", type=_optimizer_name, default="Adam",
+                   help=f"one of {', '.join(OPTIMIZERS)} (any case)")
+    t.add_argument("--lr", type=_positive_float, default=None,
+                   help="learning rate (default: 0.001 for Adam, 0.01 otherwise)")
+    t.add_argument("--momentum", type=_nonneg_float, default=None,
+                   help="Momentum/Nesterov momentum (default 0.9)")
+    t.add_argument("--beta1", type=_nonneg_float, default=None, help="Adam beta1 (default 0.9)")
+    t.add_argument("--beta2", type=_nonneg_float, default=None,
+                   help="Adam beta2 (default 0.999)")
+    t.add_argument("--decay-rate", dest="decay_rate", type=_nonneg_float, default=None,
+                   help="RMSprop decay rate (default 0.99)")
+    t.add_argument("--batchnorm", action=argparse.BooleanOptionalAction, default=True,
+                   help="batch normalization after every hidden affine layer")
+    t.add_argument("--dropout", type=_ratio, default=0.0, metavar="RATIO",
+                   help="dropout ratio after every hidden layer (0: no dropout)")
+    t.add_argument("--weight-decay", dest="weight_decay", type=_nonneg_float, default=0.0,
+                   metavar="LAMBDA", help="L2 weight decay λ")
+    t.add_argument("--epochs", type=_positive_int, default=10)
+    t.add_argument("--batch-size", dest="batch_size", type=_positive_int, default=100)
+    t.add_argument("--seed", type=_nonneg_int, default=0)
+    t.add_argument("--source", choices=("auto", "bundled", "full"), default="auto",
+                   help="MNIST: full 70,000 digits (download), the bundled 10,000, or auto "
+                        "(full when available, else bundled)")
+    t.add_argument("--out", default=DEFAULT_OUT, help="output directory")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(subparser=t)
+
+    # -- experiment ---------------------------------------------------------------------------
+    names = _experiment_names()
+    e = sub.add_parser(
+        "experiment", help="reproduce a chapter-6 experiment (PNG + JSON)",
+        description="Reproduce one of the book's experiments (or all) and write NAME.png and "
+                    "NAME.json.  Experiments: " + ", ".join(names) + ".",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    e.add_argument("name", metavar="NAME", choices=[*names, "all", "list"],
+                   help="an experiment, 'all', or 'list' to print their names: "
+                        + ", ".join(names))
+    e.add_argument("--backend", type=_backend_name, default="numpy", help=backend_help)
+    e.add_argument("--device", default=None, help="device of the backend")
+    e.add_argument("--seed", type=_nonneg_int, default=0)
+    e.add_argument("--quick", action="store_true",
+                   help="a few seconds each: fewer iterations, trials and scales")
+    e.add_argument("--out", default=DEFAULT_OUT, help="output directory")
+    e.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    # -- info / bench -------------------------------------------------------------------------
+    sub.add_parser("info", help="backends that work here, devices, library versions",
+                   description="Show which backends work on this machine (and why the others "
+                               "don't), their devices, and the versions of the libraries.")
+    sub.add_parser("bench", help="benchmark backends (xpnet.benchmark; see 'xpnet bench --help')",
+                   add_help=False)
+    return parser
+
+
+# --------------------------------------------------------------------------------------------
+# commands
+# --------------------------------------------------------------------------------------------
+
+
+def _note(msg: str) -> None:
+    print(f"{PROG}: {msg}", file=sys.stderr)
+
+
+def _load_mnist_quietly(source: str):
+    from xpnet.datasets import load_mnist
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = load_mnist(normalize=True, flatten=True, one_hot_label=False, source=source)
+    for w in caught:
+        if "Falling back" in str(w.message) or "bundled" in str(w.message):
+            _note("the full MNIST set is not available (no network, not cached): using the "
+                  "bundled 8,000 training / 2,000 test digits")
+        else:
+            _note(str(w.message).splitlines()[0])
+    return data
+
+
+def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import numpy as np
+
+    from xpnet import MultiLayerNetExtend, Trainer, get_backend
+
+    opt_kw: dict[str, Any] = {}
+    for flag, (kw, takers) in OPTIMIZER_FLAGS.items():
+        value = getattr(args, flag)
+        if value is None:
+            continue
+        if args.optimizer.lower() not in takers:
+            args.subparser.error(
+                f"--{flag.replace('_', '-')} does not apply to {args.optimizer}")
+        opt_kw[kw] = value
+    lr = args.lr if args.lr is not None else (0.001 if args.optimizer == "Adam" else 0.01)
+    opt_kw = {"lr": lr, **opt_kw}
+    init = args.init
+    if init == "auto":
+        init = "he" if args.activation == "relu" else "xavier"
+
+    be = get_backend(args.backend, args.device)  # BackendUnavailableError/ValueError -> exit 1
+    (x_train, t_train), (x_test, t_test) = _load_mnist_quietly(args.source)
+    net = MultiLayerNetExtend(
+        x_train.shape[1], args.hidden, 10, activation=args.activation, weight_init_std=init,
+        weight_decay_lambda=args.weight_decay, use_dropout=args.dropout > 0,
+        dropout_ration=args.dropout or 0.5, use_batchnorm=args.batchnorm, backend=be,
+        dtype=args.dtype, seed=args.seed,
+    )
+    sizes = "-".join(str(s) for s in [x_train.shape[1], *args.hidden, 10])
+    if not args.quiet:
+        _note(f"training {sizes} {args.activation} net "
+              f"({'batch norm, ' if args.batchnorm else ''}"
+              f"{f'dropout {args.dropout:g}, ' if args.dropout else ''}"
+              f"{args.optimizer} {', '.join(f'{k}={v:g}' for k, v in opt_kw.items())}) on "
+              f"{len(x_train)} digits, backend {be.name} ({be.device})")
+    trainer = Trainer(net, x_train, t_train, x_test, t_test, epochs=args.epochs,
+                      mini_batch_size=args.batch_size, optimizer=args.optimizer,
+                      optimizer_param=opt_kw, verbose=not args.quiet, seed=args.seed)
+    t0 = time.perf_counter()
+    trainer.train()  # verbose: a progress bar with the loss and the accuracies of each epoch
+    total = time.perf_counter() - t0
+    test_acc = net.accuracy(trainer.x_test, trainer.t_test)
+
+    history = trainer.history
+    epoch_times = history["epoch_times"]
+    per_epoch = float(np.median(epoch_times)) if epoch_times else float("nan")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    record = {
+        "command": "train",
+        "xpnet_version": xpnet.__version__,
+        "config": {
+            "layers": [x_train.shape[1], *args.hidden, 10], "activation": args.activation,
+            "weight_init_std": init, "optimizer": args.optimizer, "optimizer_param": opt_kw,
+            "batchnorm": args.batchnorm, "dropout": args.dropout,
+            "weight_decay": args.weight_decay, "epochs": args.epochs,
+            "batch_size": args.batch_size, "seed": args.seed, "dtype": args.dtype,
+            "source": args.source, "n_train": len(x_train), "n_test": len(x_test),
+        },
+        "backend": be.name,
+        "device": str(be.device),
+        "test_acc": test_acc,
+        "seconds_per_epoch": per_epoch,
+        "total_seconds": total,
+        "history": history,
+    }
+    json_path = out / "train_history.json"
+    png_path = out / "train_curve.png"
+    from xpnet.experiments._common import to_jsonable
+
+    json_path.write_text(json.dumps(to_jsonable(record), indent=1) + "\n")
+    _plot_training(record, png_path)
+    print(f"test accuracy  {test_acc:.4f}  ({len(x_test)} digits)")
+    print(f"time per epoch {per_epoch:.2f} s  (median of {len(epoch_times)}; total "
+          f"{total:.1f} s)")
+    print(f"backend        {be.name} on {be.device}, {args.dtype}")
+    print(f"wrote          {png_path}, {json_path}")
+    return 0
+
+
+def _plot_training(record: dict, path: Path) -> None:
+    import numpy as np
+
+    from xpnet.experiments._common import new_figure, smooth_curve
+
+    h = record["history"]
+    fig = new_figure((11, 4.3))
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    loss = h["train_loss"]
+    ipe = max(1, int(h["iter_per_epoch"]))
+    x = np.arange(1, len(loss) + 1) / ipe
+    ax_loss.plot(x, loss, color="C0", alpha=0.3, linewidth=0.8, label="per step")
+    ax_loss.plot(x, smooth_curve(loss), color="C0", label="smoothed")
+    ax_loss.set_xlabel("epochs")
+    ax_loss.set_ylabel("training loss")
+    ax_loss.set_ylim(bottom=0)
+    ax_loss.grid(True, alpha=0.3)
+    ax_loss.legend()
+    ax_loss.set_title("loss")
+    ep = np.arange(1, len(h["test_acc"]) + 1)
+    ax_acc.plot(ep, h["train_acc"], "o-", label="train")
+    ax_acc.plot(ep, h["test_acc"], "s-", label=f"test (final {record['test_acc']:.4f})")
+    ax_acc.set_xlabel("epochs")
+    ax_acc.set_ylabel("accuracy")
+    lo = min([*h["train_acc"], *h["test_acc"], 0.9])
+    ax_acc.set_ylim(max(0.0, lo - 0.02), 1.0)
+    ax_acc.grid(True, alpha=0.3)
+    ax_acc.legend(loc="lower right")
+    ax_acc.set_title("accuracy")
+    c = record["config"]
+    dropout = f", dropout {c['dropout']:g}" if c["dropout"] else ""
+    fig.suptitle(
+        f"xpnet train: {'-'.join(map(str, c['layers']))} {c['activation']}"
+        f"{', batch norm' if c['batchnorm'] else ''}{dropout}, {c['optimizer']} "
+        f"lr {c['optimizer_param']['lr']:g}, batch {c['batch_size']}; {c['n_train']} training "
+        f"digits\nbackend {record['backend']} on {record['device']}, "
+        f"{record['seconds_per_epoch']:.2f} s/epoch", fontsize=10)
+    fig.savefig(path, dpi=90)
+
+
+def cmd_experiment(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from xpnet import experiments
+    from xpnet.backend import get_backend
+
+    if args.name == "list":
+        for name, mod in experiments.EXPERIMENTS.items():
+            print(f"{name:24s} {mod.TITLE}")
+        return 0
+    be = get_backend(args.backend, args.device)
+    names = list(experiments.EXPERIMENTS) if args.name == "all" else [args.name]
+    progress = False if args.quiet else None
+    for name in names:
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # overflow in deliberately bad nets
+            result = experiments.run(name, backend=be, seed=args.seed, quick=args.quick,
+                                     progress=progress)
+        json_path, png_path = experiments.save(result, args.out)
+        print(f"{name}: {time.perf_counter() - t0:.1f} s -> {png_path}, {json_path}",
+              flush=True)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from xpnet.backend import get_backend
+
+    print(f"xpnet {xpnet.__version__}  (Python {platform.python_version()}, "
+          f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs)")
+    print("\nbackends:")
+    for name in BACKEND_NAMES:
+        try:
+            be = get_backend(name)
+        except Exception as exc:  # report every reason, whatever it is
+            print(f"  {name:17s} unavailable: {str(exc).splitlines()[0]}")
+            continue
+        print(f"  {name:17s} ok, default device {be.device}{_devices(name, be)}")
+    print("\nlibraries:")
+    for dist in ("numpy", "array-api-compat", "array-api-strict", "torch", "cupy",
+                 "cupy-cuda12x", "cupy-cuda11x", "matplotlib", "tqdm", "dask", "distributed"):
+        v = _version(dist)
+        if v is not None or dist in ("numpy", "array-api-compat", "array-api-strict", "torch",
+                                     "cupy"):
+            print(f"  {dist:17s} {v or 'not installed'}")
+    return 0
+
+
+def _devices(name: str, be) -> str:
+    try:
+        if name == "torch":
+            torch = be.module
+            devs = ["cpu"]
+            if torch.cuda.is_available():
+                devs += [f"cuda:{i} ({torch.cuda.get_device_name(i)})"
+                         for i in range(torch.cuda.device_count())]
+            else:
+                devs.append("no CUDA device")
+            mps = getattr(torch.backends, "mps", None)
+            if mps is not None and mps.is_available():
+                devs.append("mps")
+            return "; devices: " + ", ".join(devs)
+        if name == "cupy":
+            n = be.module.cuda.runtime.getDeviceCount()
+            return f"; {n} CUDA device(s)"
+        if name == "array_api_strict":
+            import array_api_strict as s
+
+            info = s.__array_namespace_info__()
+            return "; devices: " + ", ".join(str(d) for d in info.devices())
+    except Exception as exc:  # informational only
+        return f"; devices: ? ({exc})"
+    return ""
+
+
+def _version(dist: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return None
+
+
+def cmd_bench(argv: list[str]) -> int:
+    try:
+        from xpnet import benchmark
+        bench_main = benchmark.main
+    except (ImportError, AttributeError) as exc:
+        raise UserError(f"the benchmark harness is not available in this xpnet ({exc})") from exc
+    return int(bench_main(argv) or 0)
+
+
+# --------------------------------------------------------------------------------------------
+# entry point
+# --------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``xpnet`` command; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] == "bench":
+            return cmd_bench(argv[1:])
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        handler = {"train": cmd_train, "experiment": cmd_experiment, "info": cmd_info}
+        return handler[args.command](args, parser)
+    except KeyboardInterrupt:
+        _note("interrupted")
+        return 130
+    except (UserError, ValueError, OSError, RuntimeError) as exc:
+        # BackendUnavailableError is a RuntimeError; ValueError covers bad devices, dtypes,
+        # optimizer parameters and sizes reported by the library itself.  XPNET_DEBUG=1 shows
+        # the traceback.
+        if os.environ.get("XPNET_DEBUG"):
+            raise
+        _note(f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
