@@ -249,3 +249,12 @@ def test_asarray_keeps_zero_dimensional_shape(backend, value):
     x = backend.asarray(value)
     assert_on_backend(backend, x, shape=())
     assert float(backend.to_numpy(x)) == 2.5
+
+
+def test_torch_cuda_without_gpu_is_unavailable():
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    with pytest.raises(xpnet.BackendUnavailableError) as info:
+        xpnet.get_backend("torch", device="cuda")
+    assert "cuda" in str(info.value).lower()

@@ -273,3 +273,36 @@ def test_book_loop_learns(backend, rng, make, opt):
     assert net.accuracy(x, t) > 0.9
     for v in net.params.values():
         assert_on_backend(backend, v, dtype="float32")
+
+
+def test_float32_network_never_makes_float64_arrays(rng):
+    """array_api_strict's 'no_float64' device rejects float64: constants must be Python scalars
+    and nothing may upcast a float32 network."""
+    pytest.importorskip("array_api_strict")
+    be = xpnet.get_backend("array_api_strict", device="no_float64")
+    x, t = _blobs(rng, n_per=20)
+    net = MultiLayerNetExtend(10, [8, 8], 3, use_batchnorm=True, use_dropout=True,
+                              weight_decay_lambda=0.01, seed=0, backend=be)
+    for name in ("SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam"):
+        optimizer = xpnet.get_optimizer(name)
+        for _ in range(2):
+            optimizer.update(net.params, net.gradient(x, t))
+    assert_on_backend(be, net.loss(x, t), dtype="float32", shape=())
+    assert type(net.accuracy(x, t)) is float
+    trainer = xpnet.Trainer(net, x, t, x, t, epochs=1, mini_batch_size=20, verbose=False)
+    trainer.train()
+    assert len(trainer.train_loss_list) == 3
+
+
+def test_same_seed_same_training_with_dropout(backend, rng):
+    """Seeded dropout masks: two networks with one seed follow the same trajectory."""
+    x, t = _blobs(rng, n_per=10)
+    nets = [MultiLayerNetExtend(10, [8], 3, use_dropout=True, dropout_ratio=0.3, seed=9,
+                                backend=backend) for _ in range(2)]
+    opts = [xpnet.SGD(lr=0.1) for _ in nets]
+    for _ in range(3):
+        for net, opt in zip(nets, opts, strict=True):
+            opt.update(net.params, net.gradient(x, t))
+    for key in nets[0].params:
+        np.testing.assert_array_equal(backend.to_numpy(nets[0].params[key]),
+                                      backend.to_numpy(nets[1].params[key]))

@@ -101,3 +101,46 @@ def test_verbose_run_reports(mnist, capsys):
             optimizer="SGD", optimizer_param={"lr": 0.1}, verbose=True).train()
     out = capsys.readouterr()
     assert "test acc" in (out.out + out.err).lower()
+
+
+def test_one_hot_labels_train_the_same_as_integer_labels(backend, mnist):
+    x_train, t_train, x_test, t_test = mnist
+    eye = np.eye(10, dtype=np.float32)
+    curves = []
+    for tr_labels, te_labels in ((t_train[:600], t_test[:200]),
+                                 (eye[t_train[:600]], eye[t_test[:200]])):
+        net = MultiLayerNet(784, [20], 10, seed=4, backend=backend)
+        trainer = Trainer(net, x_train[:600], tr_labels, x_test[:200], te_labels, epochs=2,
+                          optimizer="Adam", optimizer_param={"lr": 1e-3}, verbose=False,
+                          seed=0)
+        trainer.train()
+        curves.append((trainer.train_loss_list, trainer.test_acc_list))
+    np.testing.assert_allclose(curves[0][0], curves[1][0], rtol=1e-4)
+    np.testing.assert_allclose(curves[0][1], curves[1][1], atol=1e-2)
+
+
+def test_no_host_sync_on_every_step(mnist, monkeypatch):
+    """Every way a strict array reaches the host is counted: a handful per epoch, not per step."""
+    strict = pytest.importorskip("array_api_strict")
+    x_train, t_train, x_test, t_test = mnist
+    net = MultiLayerNetExtend(784, [20], 10, use_batchnorm=True, use_dropout=True, seed=0,
+                              backend="array_api_strict")
+    trainer = Trainer(net, x_train[:2000], t_train[:2000], x_test[:200], t_test[:200],
+                      epochs=2, optimizer="Adam", verbose=False)
+    assert trainer.iter_per_epoch == 20
+    calls = []
+    array_cls = type(strict.asarray(0.0))
+    for name in ("__float__", "__int__", "__bool__", "__index__", "__dlpack__", "__array__",
+                 "tolist", "item"):
+        original = getattr(array_cls, name, None)
+        if original is None:
+            continue
+
+        def counting(self, *args, _original=original, _name=name, **kwargs):
+            calls.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(array_cls, name, counting)
+    trainer.train()
+    assert len(trainer.train_loss_list) == 40
+    assert len(calls) <= 2 * 5, f"{len(calls)} host transfers in 40 steps: {calls}"
