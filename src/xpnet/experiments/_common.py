@@ -279,11 +279,15 @@ def to_jsonable(obj: Any) -> Any:
     return str(obj)
 
 
-def new_figure(figsize: tuple[float, float]):
-    """A matplotlib Figure that does not touch pyplot's global state (renders with Agg)."""
+def new_figure(figsize: tuple[float, float], layout: str | None = "constrained"):
+    """A matplotlib Figure that does not touch pyplot's global state (renders with Agg).
+
+    Constrained layout is slow with many axes; figures with dozens of panels pass
+    ``layout=None`` and place them with ``subplots_adjust``.
+    """
     from matplotlib.figure import Figure
 
-    return Figure(figsize=figsize, layout="constrained")
+    return Figure(figsize=figsize, layout=layout)
 
 
 def save(result: Mapping, out_dir: str | os.PathLike, name: str, plot) -> tuple[Path, Path]:

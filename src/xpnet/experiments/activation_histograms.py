@@ -133,8 +133,11 @@ def plot(result: dict, path) -> None:
     rows = list(book)
     n_layers = cfg["layers"]
     cs_layers = cfg["cs231n_layers"]
-    fig = _common.new_figure((2.1 * max(n_layers, cs_layers), 1.25 * len(rows) + 6.2))
+    fig = _common.new_figure((2.1 * max(n_layers, cs_layers), 1.25 * len(rows) + 6.2),
+                             layout=None)  # ~90 axes: constrained layout would take seconds
     top, bottom = fig.subfigures(2, 1, height_ratios=[1.25 * len(rows), 6.0])
+    top.subplots_adjust(left=0.08, right=0.98, top=0.94, bottom=0.03, hspace=0.35, wspace=0.08)
+    bottom.subplots_adjust(left=0.08, right=0.98, top=0.9, bottom=0.08, hspace=0.6, wspace=0.3)
 
     axes = top.subplots(len(rows), n_layers, sharey="row", squeeze=False)
     for r, key in enumerate(rows):
@@ -159,6 +162,7 @@ def plot(result: dict, path) -> None:
             ax.text(0.97, 0.92, note, transform=ax.transAxes,
                     ha="right", va="top", fontsize=6, color="0.25")
     top.suptitle(
+        f"{TITLE}\n{_common.subtitle(result)}\n"
         f"Book: {cfg['n_samples']}×{cfg['width']} Gaussian input, {n_layers} layers × "
         f"{cfg['width']} nodes; histogram of each layer's activations (30 bins)", fontsize=10)
 
@@ -193,5 +197,4 @@ def plot(result: dict, path) -> None:
     bottom.suptitle(
         f"cs231n: {cfg['cs231n_batch']} Gaussian inputs, {cs_layers} tanh layers × "
         f"{cfg['cs231n_width']} units", fontsize=10)
-    fig.suptitle(f"{TITLE}\n{_common.subtitle(result)}", fontsize=11)
     fig.savefig(path, dpi=70)

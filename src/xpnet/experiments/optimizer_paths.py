@@ -101,8 +101,8 @@ def plot(result: dict, path) -> None:
     fig = _common.new_figure((4.6 * cols, 3.8 * rows))
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
 
-    gx = np.arange(-10, 10, 0.01)
-    gy = np.arange(-5, 5, 0.01)
+    gx = np.arange(-10, 10, 0.05)
+    gy = np.arange(-5, 5, 0.05)
     X, Y = np.meshgrid(gx, gy)
     Z = f(X, Y)
     levels = [0.25, 0.5, 1, 2, 3, 4, 5, 6, 7]
