@@ -1,0 +1,145 @@
+"""The ``xpnet`` command, run as ``python -m xpnet`` in a subprocess like a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from xpnet.backend import BackendUnavailableError, get_backend
+
+
+def xpnet(*args: str, cwd=None, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")  # steadier on small shared machines
+    env["MPLBACKEND"] = "Agg"
+    env.pop("XPNET_DEBUG", None)
+    return subprocess.run([sys.executable, "-m", "xpnet", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=timeout)
+
+
+def assert_clean_error(proc: subprocess.CompletedProcess, code: int | None = None) -> None:
+    assert proc.returncode != 0
+    if code is not None:
+        assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("xpnet") and "error" in last, proc.stderr
+
+
+def test_version_and_help():
+    proc = xpnet("--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("xpnet ")
+    proc = xpnet("--help")
+    assert proc.returncode == 0
+    for cmd in ("train", "experiment", "info", "bench"):
+        assert cmd in proc.stdout
+    proc = xpnet("train", "--help")
+    assert proc.returncode == 0 and "--batchnorm" in proc.stdout and "--optimizer" in proc.stdout
+
+
+def test_experiment_help_and_list_name_every_experiment():
+    from xpnet.experiments import EXPERIMENTS
+
+    helptext = xpnet("experiment", "--help").stdout
+    listing = xpnet("experiment", "list").stdout
+    for name in EXPERIMENTS:
+        assert name in helptext
+        assert name in listing
+
+
+def test_train_one_epoch_writes_curve_and_history(tmp_path):
+    out = tmp_path / "out"
+    proc = xpnet("train", "--epochs", "1", "--source", "bundled", "--hidden", "64,32",
+                 "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "test accuracy" in proc.stdout
+    assert "time per epoch" in proc.stdout
+    assert "numpy" in proc.stdout
+    png, hist = out / "train_curve.png", out / "train_history.json"
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    record = json.loads(hist.read_text())
+    assert record["backend"] == "numpy"
+    assert record["config"]["layers"] == [784, 64, 32, 10]
+    assert record["test_acc"] > 0.8
+    assert len(record["history"]["test_acc"]) == 1
+    assert record["history"]["train_loss"]
+
+
+def test_train_flags_reach_the_network(tmp_path):
+    pytest.importorskip("array_api_strict")
+    out = tmp_path / "strict"
+    proc = xpnet("train", "--epochs", "1", "--source", "bundled", "--hidden", "32",
+                 "--backend", "strict", "--optimizer", "momentum", "--lr", "0.05",
+                 "--momentum", "0.8", "--no-batchnorm", "--dropout", "0.1",
+                 "--weight-decay", "1e-4", "--activation", "tanh", "--quiet",
+                 "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads((out / "train_history.json").read_text())
+    cfg = record["config"]
+    assert record["backend"] == "array_api_strict"
+    assert cfg["optimizer"] == "Momentum"
+    assert cfg["optimizer_param"] == {"lr": 0.05, "momentum": 0.8}
+    assert (cfg["batchnorm"], cfg["dropout"], cfg["activation"]) == (False, 0.1, "tanh")
+    assert cfg["weight_init_std"] == "xavier"
+    assert "train:" not in proc.stderr  # --quiet: no progress bar
+
+
+def test_experiment_quick_writes_png_and_json(tmp_path):
+    proc = xpnet("experiment", "optimizer_paths", "--quick", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "optimizer_paths.png").read_bytes()[:4] == b"\x89PNG"
+    result = json.loads((tmp_path / "optimizer_paths.json").read_text())
+    assert result["experiment"] == "optimizer_paths"
+    assert result["nearest_of_book_optimizers"] == "AdaGrad"
+
+
+def test_info_lists_backends_and_versions():
+    proc = xpnet("info")
+    assert proc.returncode == 0, proc.stderr
+    for word in ("numpy", "array_api_strict", "cupy", "torch", "array-api-compat"):
+        assert word in proc.stdout
+
+
+@pytest.mark.parametrize("args", [
+    ["train", "--backend", "foo"],
+    ["train", "--optimizer", "adamw"],
+    ["train", "--hidden", "0,a"],
+    ["train", "--hidden", "100,-5"],
+    ["train", "--epochs", "0"],
+    ["train", "--dropout", "1.5"],
+    ["train", "--momentum", "0.5"],  # Adam has no momentum
+    ["experiment", "nope"],
+    ["frobnicate"],
+], ids=lambda a: " ".join(a))
+def test_bad_arguments_exit_2_without_traceback(args):
+    assert_clean_error(xpnet(*args), code=2)
+
+
+def test_missing_backend_is_a_one_line_error():
+    try:
+        get_backend("cupy")
+    except BackendUnavailableError:
+        pass
+    else:
+        pytest.skip("CuPy with a CUDA device is available here")
+    proc = xpnet("train", "--backend", "cupy", "--epochs", "1")
+    assert_clean_error(proc, code=1)
+    assert "cupy" in proc.stderr.lower()
+
+
+def test_bad_device_is_a_one_line_error():
+    assert_clean_error(xpnet("train", "--device", "gpu7", "--epochs", "1"), code=1)
+
+
+def test_bench_is_forwarded():
+    try:
+        from xpnet.benchmark import main  # noqa: F401
+    except ImportError:
+        pytest.skip("xpnet.benchmark is not in this tree")
+    proc = xpnet("bench", "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert "usage" in proc.stdout.lower()
