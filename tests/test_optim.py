@@ -77,6 +77,7 @@ def test_optimizer_matches_torch(backend, rng, name, cls, kwargs, hp):
     torch = pytest.importorskip("torch")
     params, ref = _run_both(backend, torch, name, cls, kwargs, hp, rng)
     for k in params:
+        assert np.all(np.isfinite(backend.to_numpy(params[k])))
         np.testing.assert_allclose(backend.to_numpy(params[k]), ref[k], rtol=1e-10, atol=1e-12,
                                    err_msg=f"{name} {k}")
 
@@ -215,3 +216,57 @@ def test_get_optimizer_unknown_name():
 def test_top_level_exports():
     for name in ("SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam", "get_optimizer"):
         assert getattr(xpnet, name) is getattr(xpnet.optim, name)
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "portable"])
+@pytest.mark.parametrize("name, cls, kwargs, hp", CASES, ids=[c[0] for c in CASES])
+def test_network_update_matches_torch(backend, rng, name, cls, kwargs, hp, fused):
+    """``optimizer.update(net.params, net.gradient(x, t))`` -- the path networks take (whole
+    parameter buffers, fused kernels) -- against torch.optim fed the same gradients."""
+    torch = pytest.importorskip("torch")
+    # Adam is compared with eps = 0, where a gradient that is exactly zero gives 0/0 on both
+    # sides (the bias in front of batch norm, a dead ReLU): tanh without batch norm for it.
+    arch = ({"activation": "tanh"} if name == "Adam" else {"use_batchnorm": True})
+    net = xpnet.MultiLayerNetExtend(6, [5, 4], 3, weight_decay_lambda=0.05, dtype="float64",
+                                    seed=2, backend=backend, **arch)
+    opt = cls(**kwargs, fused=fused)
+    keys = list(net.params)
+    tparams = [torch.tensor(backend.to_numpy(net.params[k]), dtype=torch.float64,
+                            requires_grad=True) for k in keys]
+    topt = _torch_optimizer(torch, name, tparams, hp)
+    x = rng.standard_normal((10, 6))
+    t = rng.integers(0, 3, 10)
+    for step in range(15):
+        batch = slice(5 * (step % 2), 5 * (step % 2) + 5)
+        grads = net.gradient(x[batch], t[batch])
+        g_host = {k: backend.to_numpy(grads[k]).copy() for k in keys}
+        opt.update(net.params, grads)
+        for tp, k in zip(tparams, keys, strict=True):
+            tp.grad = torch.from_numpy(g_host[k])
+        topt.step()
+        for tp, k in zip(tparams, keys, strict=True):
+            assert np.all(np.isfinite(backend.to_numpy(net.params[k]))), k
+            np.testing.assert_allclose(backend.to_numpy(net.params[k]), tp.detach().numpy(),
+                                       rtol=1e-10, atol=1e-12, err_msg=f"{k} step {step}")
+    for i in (1, 2, 3):
+        assert net.params[f"W{i}"] is net.layers[f"Affine{i}"].W
+
+
+@pytest.mark.parametrize("name, cls, kwargs, hp", CASES, ids=[c[0] for c in CASES])
+def test_plain_dict_and_network_dict_take_the_same_steps(backend, rng, name, cls, kwargs, hp):
+    """The same optimizer on a plain dict copy of the parameters and on net.params (float32)."""
+    net = xpnet.MultiLayerNet(6, [5], 3, seed=3, backend=backend)
+    plain = {k: backend.asarray(backend.to_numpy(v).copy()) for k, v in net.params.items()}
+    opt_net, opt_plain = cls(**kwargs), cls(**kwargs)
+    x = rng.standard_normal((8, 6))
+    t = rng.integers(0, 3, 8)
+    for _ in range(10):
+        grads = net.gradient(x, t)
+        copies = {k: backend.asarray(backend.to_numpy(g).copy()) for k, g in grads.items()}
+        opt_net.update(net.params, grads)
+        opt_plain.update(plain, copies)
+    for k in plain:
+        assert_on_backend(backend, net.params[k], dtype="float32")
+        assert np.all(np.isfinite(backend.to_numpy(net.params[k]))), k
+        np.testing.assert_allclose(backend.to_numpy(net.params[k]), backend.to_numpy(plain[k]),
+                                   rtol=1e-5, atol=1e-6, err_msg=k)
