@@ -306,3 +306,27 @@ def test_same_seed_same_training_with_dropout(backend, rng):
     for key in nets[0].params:
         np.testing.assert_array_equal(backend.to_numpy(nets[0].params[key]),
                                       backend.to_numpy(nets[1].params[key]))
+
+
+def test_accuracy_in_batches_that_do_not_divide_n(backend, rng):
+    net = MultiLayerNet(5, [6], 3, seed=0, backend=backend)
+    x, t = _data(rng, n=10)
+    whole = net.accuracy(x, t)
+    expected = float(np.mean(backend.to_numpy(net.predict(x)).argmax(axis=1) == t))
+    assert whole == pytest.approx(expected)
+    for batch_size in (1, 3, 4, 10, 25):
+        assert net.accuracy(x, t, batch_size=batch_size) == pytest.approx(expected), batch_size
+
+
+def test_four_dimensional_input_is_flattened(backend, rng):
+    """Affine flattens (N, C, H, W) as in the book, so a net takes image-shaped batches."""
+    net = MultiLayerNetExtend(12, [5], 3, use_batchnorm=True, seed=0, dtype="float64",
+                              backend=backend)
+    x = rng.standard_normal((4, 3, 2, 2))
+    t = rng.integers(0, 3, 4)
+    flat = x.reshape(4, -1)
+    assert_close(backend, net.predict(x), backend.to_numpy(net.predict(flat)))
+    g4 = {k: backend.to_numpy(v).copy() for k, v in net.gradient(x, t).items()}
+    g2 = {k: backend.to_numpy(v).copy() for k, v in net.gradient(flat, t).items()}
+    for k in g2:
+        np.testing.assert_allclose(g4[k], g2[k], rtol=1e-12, atol=1e-14, err_msg=k)

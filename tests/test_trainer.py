@@ -144,3 +144,15 @@ def test_no_host_sync_on_every_step(mnist, monkeypatch):
     trainer.train()
     assert len(trainer.train_loss_list) == 40
     assert len(calls) <= 2 * 5, f"{len(calls)} host transfers in 40 steps: {calls}"
+
+
+def test_evaluate_sample_num_larger_than_the_sets(backend, mnist):
+    """The book slices ``x[:n]``; n beyond the data means all of it (NumPy slicing)."""
+    x_train, t_train, x_test, t_test = mnist
+    net = MultiLayerNet(784, [10], 10, seed=5, backend=backend)
+    trainer = Trainer(net, x_train[:200], t_train[:200], x_test[:50], t_test[:50], epochs=1,
+                      evaluate_sample_num_per_epoch=1000, verbose=False)
+    trainer.train()
+    assert trainer.test_acc_list[-1] == pytest.approx(net.accuracy(x_test[:50], t_test[:50]))
+    assert trainer.train_acc_list[-1] == pytest.approx(net.accuracy(x_train[:200],
+                                                                    t_train[:200]))
