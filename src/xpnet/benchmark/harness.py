@@ -479,14 +479,20 @@ def _guard(c: Candidate, fn: Callable[[], Any]) -> Any:
 
 
 def run_timed(cands: list[Candidate], repeats: int, warmup: int, sample_s: float,
-              log: Callable[[str], None]) -> None:
-    """Warm every candidate up, then time them round-robin; fills ``samples``."""
+              log: Callable[[str], None], budget_s: float | None = None) -> int:
+    """Warm every candidate up, then time them round-robin; fills ``samples``.
+
+    Stops after ``repeats`` rounds, or earlier once the rounds have taken ``budget_s`` seconds
+    (at least 3 rounds are always done).  Returns the number of rounds done.
+    """
     live = [c for c in cands if c.status == "ok"]
     for c in live:
+        t0 = time.perf_counter()
         t = _guard(c, lambda c=c: [_time_block(c, 1) for _ in range(max(1, warmup))])
         if t is None:
             log(f"    {c.key}: ERROR {c.reason}")
             continue
+        log(f"    warm-up {c.key}: {max(1, warmup)} steps in {time.perf_counter() - t0:.1f} s")
         est = float(np.median(t[-max(1, len(t) // 2):]))
         c.steps_per_sample = max(1, min(200, round(sample_s / est))) if est > 0 else 1
         extra = _guard(c, c.device_memory)
@@ -496,8 +502,14 @@ def run_timed(cands: list[Candidate], repeats: int, warmup: int, sample_s: float
     gc.collect()
     was_enabled = gc.isenabled()
     gc.disable()  # as timeit does; collections are done between rounds
+    rounds = 0
+    t_start = time.perf_counter()
     try:
         for r in range(repeats):
+            if budget_s is not None and r >= 3 and time.perf_counter() - t_start > budget_s:
+                log(f"    time budget of {budget_s:.0f} s reached after {r} rounds")
+                break
+            rounds += 1
             k = r % len(live) if live else 0
             for c in live[k:] + live[:k]:
                 if c.status != "ok":
@@ -509,6 +521,7 @@ def run_timed(cands: list[Candidate], repeats: int, warmup: int, sample_s: float
     finally:
         if was_enabled:
             gc.enable()
+    return rounds
 
 
 def measure_step_peak(c: Candidate, steps: int = 3) -> None:
@@ -530,8 +543,13 @@ def measure_step_peak(c: Candidate, steps: int = 3) -> None:
         tracemalloc.stop()
 
 
-def memory_growth(be, dtype: str, steps: int, log) -> dict[str, Any]:
-    """RSS (and device memory) before and after ``steps`` C1 training steps of xpnet."""
+def memory_growth(be, dtype: str, steps: int, log, budget_s: float | None = None
+                  ) -> dict[str, Any]:
+    """RSS (and device memory) before and after ``steps`` C1 training steps of xpnet.
+
+    With ``budget_s``, stops early once that many seconds have passed (``steps`` says how many
+    were done).
+    """
     cfg = CONFIGS["C1"]
     host = _host_batches(cfg, 8, seed=3)
     out: dict[str, Any] = {"backend": be.name, "device": str(be.device), "dtype": dtype,
@@ -544,8 +562,13 @@ def memory_growth(be, dtype: str, steps: int, log) -> dict[str, Any]:
         gc.collect()
         rss0, dev0 = rss_bytes(), be.memory_in_use()
         t0 = time.perf_counter()
-        for _ in range(steps):
-            c.step()
+        done = 0
+        while done < steps:
+            for _ in range(min(50, steps - done)):
+                c.step()
+            done += min(50, steps - done)
+            if budget_s is not None and time.perf_counter() - t0 > budget_s:
+                break
         be.synchronize()
         elapsed = time.perf_counter() - t0
         gc.collect()
@@ -553,14 +576,14 @@ def memory_growth(be, dtype: str, steps: int, log) -> dict[str, Any]:
     except Exception as exc:
         out.update(status="error", reason=f"{type(exc).__name__}: {exc}")
         return out
-    out.update(status="ok", rss_before_bytes=rss0, rss_after_bytes=rss1,
-               device_before_bytes=dev0, device_after_bytes=dev1,
+    out.update(status="ok", steps=done, steps_asked=steps, rss_before_bytes=rss0,
+               rss_after_bytes=rss1, device_before_bytes=dev0, device_after_bytes=dev1,
                seconds=round(elapsed, 3))
     if rss0 is not None and rss1 is not None:
         out["rss_growth_bytes"] = rss1 - rss0
     if dev0 is not None and dev1 is not None:
         out["device_growth_bytes"] = dev1 - dev0
-    log(f"    memory growth {be.name} {dtype}: RSS {_mb(rss0)} -> {_mb(rss1)} MiB, {steps} steps")
+    log(f"    memory growth {be.name} {dtype}: RSS {_mb(rss0)} -> {_mb(rss1)} MiB, {done} steps")
     return out
 
 
@@ -668,6 +691,7 @@ def environment() -> dict[str, Any]:
         "cpu_model": _cpu_model(),
         "numpy": np.__version__,
         "numpy_blas_threads": blas_threads(),
+        "load_average_at_start": load_average(),
         "env": {k: v for k, v in os.environ.items()
                 if k.startswith(("OPENBLAS_", "OMP_", "MKL_", "GOTO", "VECLIB", "CUDA_VISIBLE"))},
     }
@@ -675,6 +699,7 @@ def environment() -> dict[str, Any]:
         import xpnet
 
         env["xpnet"] = getattr(xpnet, "__version__", "?")
+        env["xpnet_git"] = _git_commit(os.path.dirname(xpnet.__file__))
     except ImportError:  # pragma: no cover
         pass
     try:
@@ -711,6 +736,28 @@ def environment() -> dict[str, Any]:
         except Exception:  # pragma: no cover
             pass
     return env
+
+
+def _git_commit(path: str) -> str | None:
+    """The commit (and '+dirty') of a source checkout xpnet runs from, else None."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=path, text=True,
+                              capture_output=True, timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "."], cwd=path, text=True,
+                               capture_output=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15-minute load averages (other processes compete for the cores)."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (OSError, AttributeError):
+        return None
 
 
 def _cpu_model() -> str | None:

@@ -120,6 +120,7 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"Run {result['created']} — `{result['command']}`",
         "",
+        f"xpnet {env.get('xpnet', '?')} (git {env.get('xpnet_git') or '–'}). "
         f"Machine: {env.get('cpu_model') or env.get('machine')}, {env.get('cpu_count')} cores; "
         f"Python {env.get('python')}, NumPy {env.get('numpy')} "
         f"(BLAS: {_blas(env)}, {env.get('numpy_blas_threads') or '?'} threads), "
@@ -134,6 +135,11 @@ def markdown(result: dict[str, Any]) -> str:
         "library, and the book's float64 time ÷ this time (speed-up over the book).",
         "",
     ]
+    la0, la1 = env.get("load_average_at_start"), env.get("load_average_at_end")
+    if la0 or la1:
+        lines += [f"Load average (1/5/15 min) at start {la0}, at end {la1}, on "
+                  f"{env.get('cpu_count')} cores: above the core count, other processes were "
+                  "competing for the CPU during the run.", ""]
     if env.get("env"):
         lines += [f"Environment variables: `{env['env']}`", ""]
     lines += _summary_table(result)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import gc
 import json
 import shlex
 import sys
@@ -49,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="timed samples per implementation (default: per config; see README)")
     p.add_argument("--warmup", type=int, default=None,
                    help="warm-up steps per implementation (default: 50 for C1, 10 for C2/C3)")
+    p.add_argument(
+        "--budget", type=float, default=None,
+        help="seconds of timed rounds per config before stopping early (default 150; "
+        "quick: 20); the memory-growth check gets the same per backend",
+    )
     p.add_argument("--growth-steps", type=int, default=None,
                    help="steps of the memory-growth check (default 2000; 0 skips it)")
     p.add_argument(
@@ -186,6 +192,7 @@ def run(args: argparse.Namespace, log, argv: list[str],
             "warmup": args.warmup,
             "reference": not args.no_reference,
             "threads": args.threads,
+            "budget_s": args.budget,
             "threads_applied": threads or {},
         },
         "environment": H.environment(),
@@ -220,15 +227,18 @@ def run(args: argparse.Namespace, log, argv: list[str],
         repeats = args.repeats if args.repeats is not None else d["repeats"][quick]
         warmup = args.warmup if args.warmup is not None else d["warmup"][quick]
         t0 = time.perf_counter()
-        H.run_timed(cands, repeats, warmup, d["sample_s"][quick], log)
+        budget = args.budget if args.budget is not None else (20.0 if quick else 150.0)
+        rounds = H.run_timed(cands, repeats, warmup, d["sample_s"][quick], log, budget)
         for c in cands:
             H.measure_step_peak(c, steps=1 if cfg.kind == "infer" or quick else 3)
         entry.update(
-            status="ok", repeats=repeats, warmup=warmup,
+            status="ok", repeats=repeats, rounds=rounds, budget_s=budget, warmup=warmup,
             seconds=round(time.perf_counter() - t0, 2),
             rss_after_bytes=H.rss_bytes(), peak_rss_bytes=H.peak_rss_bytes(),
             results=[c.result() for c in cands],
         )
+        del cands
+        gc.collect()
         for r in entry["results"]:
             if "median_ms" in r:
                 log(f"   {r['label']:<44} {r['median_ms']:9.3f} ms  "
@@ -243,8 +253,12 @@ def run(args: argparse.Namespace, log, argv: list[str],
     if growth_steps > 0 and not core_missing and "C1" in configs:
         log(f"== memory growth: C1, {growth_steps} steps")
         for be in backends:
-            result["memory_growth"].append(H.memory_growth(be, "float32", growth_steps, log))
+            budget = args.budget if args.budget is not None else (20.0 if quick else 150.0)
+            result["memory_growth"].append(
+                H.memory_growth(be, "float32", growth_steps, log, budget)
+            )
     result["peak_rss_bytes"] = H.peak_rss_bytes()
+    result["environment"]["load_average_at_end"] = H.load_average()
     result["seconds"] = round(time.perf_counter() - t_start, 1)
 
     R.add_ratios(result)
