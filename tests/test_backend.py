@@ -258,3 +258,40 @@ def test_torch_cuda_without_gpu_is_unavailable():
     with pytest.raises(xpnet.BackendUnavailableError) as info:
         xpnet.get_backend("torch", device="cuda")
     assert "cuda" in str(info.value).lower()
+
+
+# ------------------------------------------------------------------------------------------
+# the test matrix itself: XPNET_TEST_BACKENDS selects, and fails on unusable requests
+# ------------------------------------------------------------------------------------------
+
+
+def _run_pytest_with(backends: str, *extra: str):
+    import os
+    import subprocess
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, XPNET_TEST_BACKENDS=backends)
+    test = os.path.join(here, "test_backend.py") + "::test_asarray_of_own_array_stays"
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA", test, *extra],
+        env=env, capture_output=True, text=True, timeout=300, cwd=here,
+    )
+
+
+def test_selected_backends_only():
+    proc = _run_pytest_with("numpy")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "[numpy]" in proc.stdout
+    assert "[torch]" not in proc.stdout and "[array_api_strict" not in proc.stdout
+
+
+def test_requested_but_unusable_backend_fails_not_skips():
+    try:
+        xpnet.get_backend("cupy")
+    except xpnet.BackendUnavailableError:
+        pass
+    else:
+        pytest.skip("CuPy is usable here")
+    proc = _run_pytest_with("cupy")
+    assert proc.returncode != 0, proc.stdout
+    assert "requested" in proc.stdout and "skipped" not in proc.stdout.lower()
