@@ -47,11 +47,11 @@ CASES = [
 ]
 
 
-def _run_both(be, torch, name, cls, kwargs, hp, rng, dtype="float64", steps=STEPS):
+def _run_both(be, torch, name, cls, kwargs, hp, rng, dtype="float64", steps=STEPS, fused=True):
     init = {k: rng.standard_normal(s) for k, s in SHAPES.items()}
     params = {k: be.asarray(v.astype(dtype)) for k, v in init.items()}
     ids = {k: id(v) for k, v in params.items()}
-    opt = cls(**kwargs)
+    opt = cls(**kwargs, fused=fused)
     tparams = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True)
                for k, v in init.items()}
     topt = _torch_optimizer(torch, name, list(tparams.values()), hp)
@@ -72,22 +72,26 @@ def _run_both(be, torch, name, cls, kwargs, hp, rng, dtype="float64", steps=STEP
     return params, {k: tp.detach().numpy() for k, tp in tparams.items()}
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "portable"])
 @pytest.mark.parametrize("name, cls, kwargs, hp", CASES, ids=[c[0] for c in CASES])
-def test_optimizer_matches_torch(backend, rng, name, cls, kwargs, hp):
+def test_optimizer_matches_torch(backend, rng, name, cls, kwargs, hp, fused):
+    """Plain dicts of arrays, per-parameter steps (the backend's fused kernel or the portable
+    code), 50 steps of random gradients, float64."""
     torch = pytest.importorskip("torch")
-    params, ref = _run_both(backend, torch, name, cls, kwargs, hp, rng)
+    params, ref = _run_both(backend, torch, name, cls, kwargs, hp, rng, fused=fused)
     for k in params:
         assert np.all(np.isfinite(backend.to_numpy(params[k])))
         np.testing.assert_allclose(backend.to_numpy(params[k]), ref[k], rtol=1e-10, atol=1e-12,
                                    err_msg=f"{name} {k}")
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "portable"])
 @pytest.mark.parametrize("name, cls, kwargs, hp", CASES, ids=[c[0] for c in CASES])
-def test_optimizer_float32_stays_float32(backend, rng, name, cls, kwargs, hp):
+def test_optimizer_float32_stays_float32(backend, rng, name, cls, kwargs, hp, fused):
     """Python-scalar step sizes: float32 parameters stay float32 and track the float64 path."""
     torch = pytest.importorskip("torch")
     params, ref = _run_both(backend, torch, name, cls, kwargs, hp, rng, dtype="float32",
-                            steps=20)
+                            steps=20, fused=fused)
     for k in params:
         np.testing.assert_allclose(backend.to_numpy(params[k]), ref[k], rtol=1e-4, atol=1e-5)
 
@@ -106,13 +110,14 @@ def _book_adam(init, grads_seq, lr=0.001, beta1=0.9, beta2=0.999):
     return params
 
 
-def test_adam_default_is_the_books(backend, rng):
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "portable"])
+def test_adam_default_is_the_books(backend, rng, fused):
     init = {k: rng.standard_normal(s) for k, s in SHAPES.items()}
     # small gradients, where the placement of eps matters
     grads_seq = [{k: 1e-5 * rng.standard_normal(s) for k, s in SHAPES.items()}
                  for _ in range(30)]
     params = {k: backend.asarray(v.copy()) for k, v in init.items()}  # asarray may share memory
-    opt = Adam()
+    opt = Adam(fused=fused)
     for grads in grads_seq:
         opt.update(params, {k: backend.asarray(g) for k, g in grads.items()})
     ref = _book_adam(init, grads_seq)
