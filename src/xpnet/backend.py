@@ -159,7 +159,9 @@ class Backend:
         if self.name == "torch":
             import torch
 
-            t = torch.from_numpy(np.ascontiguousarray(host))
+            if not host.flags.c_contiguous or not host.flags.writeable:
+                host = host.copy()  # (np.ascontiguousarray would turn 0-d into 1-d)
+            t = torch.from_numpy(host)
             return t.to(device=self.device, dtype=dt, copy=bool(copy))
         if self.name == "cupy":
             with self.device:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from array_api_compat import array_namespace
+from array_api_compat import device as _device
 
 from xpnet.backend import Backend, backend_of, get_backend
 
@@ -20,6 +21,7 @@ class Layer:
 
     def __init__(self, backend: Any = None):
         self._backend: Backend | None = None if backend is None else get_backend(backend)
+        self._fixed = backend is not None
         self._xp = None if self._backend is None else self._backend.xp
         self._xp_type: type | None = None
 
@@ -34,10 +36,14 @@ class Layer:
 
     def _backend_for(self, x: Any) -> Backend:
         """The :class:`~xpnet.backend.Backend` (library and device) of input ``x``."""
-        if self._backend is None or not self._backend.is_array(x):
-            self._backend = backend_of(x)
-            self._xp = self._backend.xp
-        return self._backend
+        be = self._backend
+        if not self._fixed and (
+            be is None or not be.is_array(x) or _device(x) != be.device
+        ):
+            be = self._backend = backend_of(x)
+            self._xp = be.xp
+            self._xp_type = type(x)
+        return be
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

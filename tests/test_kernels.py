@@ -1,0 +1,176 @@
+"""Fast paths against the portable reference: fused optimizer kernels and flat parameter buffers.
+
+Every fused kernel chosen in ``backend.py`` must give the numbers of the portable code in
+``optim.py``; flat parameter/gradient buffers must behave exactly like separate arrays.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import assert_close, assert_on_backend
+
+import xpnet
+from xpnet.backend import Kernels, NumpyKernels, kernels_for
+from xpnet.params import Layout, ParamDict
+
+OPTIMIZERS = {
+    "SGD": {"lr": 0.05},
+    "Momentum": {"lr": 0.05, "momentum": 0.8},
+    "Nesterov": {"lr": 0.05, "momentum": 0.8},
+    "AdaGrad": {"lr": 0.05},
+    "RMSprop": {"lr": 0.01, "decay_rate": 0.9},
+    "Adam": {"lr": 0.01, "beta1": 0.8, "beta2": 0.95},
+}
+
+
+def _run(be, name, *, fused, flat, steps=15, seed=0, kernels=None):
+    """Apply ``steps`` updates with fixed random gradients; return host copies of params."""
+    rng = np.random.default_rng(seed)
+    shapes = {"W1": (7, 5), "b1": (5,), "W2": (5, 3), "b2": (3,)}
+    layout = Layout(shapes)
+    xp = be.xp
+    host = rng.standard_normal(layout.size)
+    params = ParamDict(xp, be.asarray(host, dtype="float64"), layout)
+    grads = ParamDict(xp, be.asarray(np.zeros(layout.size), dtype="float64"), layout)
+    opt = xpnet.get_optimizer(name, fused=fused, **OPTIMIZERS[name])
+    if kernels is not None:
+        opt._ns(params.flat)
+        opt._kernels = kernels
+    for _ in range(steps):
+        g = rng.standard_normal(layout.size) + 0.5  # keep |g| away from 0: eps-insensitive
+        grads.flat[...] = be.asarray(g, dtype="float64")
+        opt.update(params, grads if flat else dict(grads))
+        if kernels is not None:
+            opt._kernels = kernels
+    return {k: be.to_numpy(v).copy() for k, v in params.items()}, opt
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_flat_update_equals_per_key_update(backend, name):
+    flat, _ = _run(backend, name, fused=False, flat=True)
+    per_key, _ = _run(backend, name, fused=False, flat=False)
+    for k in flat:
+        np.testing.assert_array_equal(flat[k], per_key[k], err_msg=k)
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_fused_kernel_equals_portable(backend, name):
+    fused, _ = _run(backend, name, fused=True, flat=True)
+    portable, _ = _run(backend, name, fused=False, flat=True)
+    for k in fused:
+        np.testing.assert_allclose(fused[k], portable[k], rtol=1e-12, atol=1e-12, err_msg=k)
+
+
+@pytest.mark.parametrize("name", ["Momentum", "AdaGrad", "RMSprop", "Adam"])
+def test_numpy_kernels_without_numexpr_equal_portable(name):
+    be = xpnet.get_backend("numpy")
+    plain = NumpyKernels()
+    plain._ne = None  # the in-place ufunc path, as on a machine without numexpr
+    got, opt = _run(be, name, fused=True, flat=True, kernels=plain)
+    assert opt._kernels is plain
+    want, _ = _run(be, name, fused=False, flat=True)
+    for k in got:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-12, atol=1e-12, err_msg=k)
+
+
+def test_numexpr_kernels_equal_portable_in_float32():
+    pytest.importorskip("numexpr")
+    be = xpnet.get_backend("numpy")
+    assert "numexpr" in kernels_for("numpy").name
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((40, 12)).astype(np.float32)
+    t = rng.integers(0, 4, 40)
+    results = []
+    for fused in (True, False):
+        net = xpnet.MultiLayerNetExtend(12, [10, 10], 4, use_batchnorm=True, seed=3, backend=be)
+        opt = xpnet.Adam(lr=0.01, fused=fused)
+        for _ in range(10):
+            opt.update(net.params, net.gradient(x, t))
+        assert net.params["W1"].dtype == np.float32
+        results.append(be.to_numpy(net.params.flat).copy())
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-5, atol=1e-6)
+
+
+def test_optimizer_state_is_flat_and_keyed(backend):
+    _, opt = _run(backend, "Adam", fused=True, flat=True, steps=3)
+    from xpnet.optim import FLAT
+
+    m = opt.m
+    assert FLAT in m
+    # per-key state entries are views of the flat state
+    assert_on_backend(backend, m["W1"], shape=(7, 5))
+    flat_host = backend.to_numpy(m[FLAT])
+    np.testing.assert_array_equal(backend.to_numpy(m["W1"]).reshape(-1), flat_host[:35])
+
+
+def test_per_key_state_carries_over_to_flat(backend):
+    """Per-key updates first, then whole-buffer updates: same result as per-key throughout."""
+    rng = np.random.default_rng(5)
+    layout = Layout({"a": (4,), "b": (2, 3)})
+    xp = backend.xp
+    outs = []
+    for switch in (True, False):
+        p = ParamDict(xp, backend.asarray(np.arange(10.0), dtype="float64"), layout)
+        g = ParamDict(xp, backend.asarray(np.zeros(10), dtype="float64"), layout)
+        opt = xpnet.Adam(lr=0.1, fused=False)
+        rng = np.random.default_rng(5)
+        for step in range(6):
+            g.flat[...] = backend.asarray(rng.standard_normal(10) + 1.0, dtype="float64")
+            opt.update(p, g if (switch and step >= 3) else dict(g))
+        outs.append(backend.to_numpy(p.flat).copy())
+    np.testing.assert_array_equal(outs[0], outs[1])
+
+
+def test_network_params_are_views_of_one_buffer(backend):
+    net = xpnet.MultiLayerNetExtend(6, [5, 4], 3, use_batchnorm=True, backend=backend, seed=0)
+    assert isinstance(net.params, ParamDict)
+    assert net.params.flat_view() is net.params.flat
+    assert net.params["W1"] is net.layers["Affine1"].W
+    assert net.params["gamma2"] is net.layers["BatchNorm2"].gamma
+    # a write through the dict reaches the buffer and the layer
+    net.params["W2"][...] = 0.0
+    w2 = slice(*net.params.layout.offsets["W2"])
+    assert not np.any(backend.to_numpy(net.params.flat)[w2])
+    assert not np.any(backend.to_numpy(net.layers["Affine2"].W))
+
+
+def test_replacing_a_parameter_falls_back_to_per_key(backend):
+    """A user who swaps an entry must not have the optimizer update the stale buffer."""
+    rng = np.random.default_rng(0)
+    x, t = rng.standard_normal((8, 6)), rng.integers(0, 3, 8)
+    net = xpnet.MultiLayerNet(6, [5], 3, backend=backend, seed=0, dtype="float64")
+    new_w = backend.asarray(np.ones((6, 5)), dtype="float64")
+    net.params["W1"] = new_w
+    net.layers["Affine1"].W = new_w
+    assert net.params.flat_view() is None
+    xpnet.SGD(lr=0.1).update(net.params, net.gradient(x, t))
+    assert net.params["W1"] is new_w
+    assert not np.allclose(backend.to_numpy(new_w), 1.0)  # updated in place
+
+
+def test_gradient_buffer_matches_fresh_arrays(backend):
+    """Gradients written into the flat buffer equal a network with separate arrays."""
+    rng = np.random.default_rng(2)
+    x, t = rng.standard_normal((9, 6)), rng.integers(0, 3, 9)
+    kw = dict(use_batchnorm=True, weight_decay_lambda=0.05, backend=backend, seed=4,
+              dtype="float64")
+    net = xpnet.MultiLayerNetExtend(6, [5, 4], 3, **kw)
+    grads = net.gradient(x, t)
+    assert isinstance(grads, ParamDict)
+    ref = xpnet.MultiLayerNetExtend(6, [5, 4], 3, **kw)
+    ref._grads = None  # the separate-array path
+    for layer in ref.layers.values():
+        if hasattr(layer, "dW_out"):
+            layer.dW_out = layer.db_out = None
+    want = ref.gradient(x, t)
+    assert not isinstance(want, ParamDict)
+    for k in want:
+        assert_close(backend, grads[k], backend.to_numpy(want[k]), err_msg=k)
+
+
+def test_portable_kernels_are_all_none():
+    k = Kernels()
+    for name in ("matmul_into", "adam", "rmsprop", "adagrad", "momentum"):
+        assert getattr(k, name) is None
+    assert kernels_for("array_api_strict").adam is None
