@@ -330,3 +330,21 @@ def test_four_dimensional_input_is_flattened(backend, rng):
     g2 = {k: backend.to_numpy(v).copy() for k, v in net.gradient(flat, t).items()}
     for k in g2:
         np.testing.assert_allclose(g4[k], g2[k], rtol=1e-12, atol=1e-14, err_msg=k)
+
+
+def test_layer_dW_stays_the_data_gradient_with_weight_decay(backend, rng):
+    """As in the book, ``layers['AffineK'].dW`` is the layer's own gradient; the decay term is
+    added only to what ``gradient`` returns."""
+    x, t = _data(rng)
+    kw = dict(dtype="float64", seed=6, backend=backend)
+    plain = MultiLayerNet(5, [6], 3, **kw)
+    decayed = MultiLayerNet(5, [6], 3, weight_decay_lambda=0.5, **kw)
+    g_plain = plain.gradient(x, t)
+    g_decayed = decayed.gradient(x, t)
+    for i in (1, 2):
+        data_grad = backend.to_numpy(g_plain[f"W{i}"])
+        np.testing.assert_allclose(backend.to_numpy(decayed.layers[f"Affine{i}"].dW), data_grad,
+                                   rtol=1e-12, atol=1e-14, err_msg=f"Affine{i}.dW")
+        np.testing.assert_allclose(backend.to_numpy(g_decayed[f"W{i}"]),
+                                   data_grad + 0.5 * backend.to_numpy(decayed.params[f"W{i}"]),
+                                   rtol=1e-12, atol=1e-14)
