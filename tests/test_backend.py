@@ -136,11 +136,16 @@ def test_error_class_is_exported():
 
 
 def test_fixture_backend_device(backend, request):
-    """The device1 variant really is on the non-default device (guards the fixture itself)."""
+    """The device1 variant really is on the non-default device, and the strictest variant runs
+    under the strictest flags (guards the fixture itself)."""
     if "device1" in request.node.callspec.id:
         assert str(backend.device) == str(backend.module.Device("device1"))
         default = xpnet.get_backend("array_api_strict")
         assert str(default.device) != str(backend.device)
+    if "strictest" in request.node.callspec.id:
+        flags = backend.module.get_array_api_strict_flags()
+        assert flags["boolean_indexing"] is False
+        assert flags["data_dependent_shapes"] is False
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
