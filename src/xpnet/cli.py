@@ -247,18 +247,28 @@ def _note(msg: str) -> None:
     print(f"{PROG}: {msg}", file=sys.stderr)
 
 
+def _say_once(w: warnings.WarningMessage, said: set[str]) -> None:
+    """A caught warning as one line on stderr (the MNIST fallback in plain words)."""
+    text = str(w.message)
+    if "Falling back" in text or "bundled" in text:
+        line = ("the full MNIST set is not available (no network, not cached): using the "
+                "bundled 8,000 training / 2,000 test digits")
+    else:
+        line = f"{w.category.__name__}: {text.splitlines()[0] if text else ''}"
+    if line not in said:
+        said.add(line)
+        _note(line)
+
+
 def _load_mnist_quietly(source: str):
     from xpnet.datasets import load_mnist
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         data = load_mnist(normalize=True, flatten=True, one_hot_label=False, source=source)
+    said: set[str] = set()
     for w in caught:
-        if "Falling back" in str(w.message) or "bundled" in str(w.message):
-            _note("the full MNIST set is not available (no network, not cached): using the "
-                  "bundled 8,000 training / 2,000 test digits")
-        else:
-            _note(str(w.message).splitlines()[0])
+        _say_once(w, said)
     return data
 
 
@@ -393,12 +403,16 @@ def cmd_experiment(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
     be = get_backend(args.backend, args.device)
     names = list(experiments.EXPERIMENTS) if args.name == "all" else [args.name]
     progress = False if args.quiet else None
+    said: set[str] = set()
     for name in names:
         t0 = time.perf_counter()
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             warnings.simplefilter("ignore", RuntimeWarning)  # overflow in deliberately bad nets
             result = experiments.run(name, backend=be, seed=args.seed, quick=args.quick,
                                      progress=progress)
+        for w in caught:
+            _say_once(w, said)
         json_path, png_path = experiments.save(result, args.out)
         print(f"{name}: {time.perf_counter() - t0:.1f} s -> {png_path}, {json_path}",
               flush=True)
