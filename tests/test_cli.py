@@ -113,6 +113,8 @@ def test_info_lists_backends_and_versions():
     ["train", "--dropout", "1.5"],
     ["train", "--momentum", "0.5"],  # Adam has no momentum
     ["experiment", "nope"],
+    ["experiment", "titanic", "--set", "no_such_option=1"],
+    ["experiment", "titanic", "--set", "novalue"],
     ["frobnicate"],
 ], ids=lambda a: " ".join(a))
 def test_bad_arguments_exit_2_without_traceback(args):

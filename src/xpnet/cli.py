@@ -131,6 +131,17 @@ def _ratio(s: str) -> float:
     return v
 
 
+def _override(s: str) -> tuple[str, Any]:
+    key, sep, value = s.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {s!r}")
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = value
+    return key.strip(), parsed
+
+
 def _init(s: str) -> str | float:
     low = s.lower()
     if low in ("auto", "he", "relu", "xavier", "sigmoid"):
@@ -227,7 +238,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--quick", action="store_true",
                    help="a few seconds each: fewer iterations, trials and scales")
     e.add_argument("--out", default=DEFAULT_OUT, help="output directory")
+    e.add_argument("--set", dest="overrides", action="append", type=_override, default=[],
+                   metavar="KEY=VALUE",
+                   help="change one entry of the experiment's config (VALUE is JSON, else a "
+                        "string), e.g. --set epochs=50 --set workers=2; repeatable")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
+    e.set_defaults(subparser=e)
 
     # -- info / bench -------------------------------------------------------------------------
     sub.add_parser("info", help="backends that work here, devices, library versions",
@@ -400,8 +416,14 @@ def cmd_experiment(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
         for name, mod in experiments.EXPERIMENTS.items():
             print(f"{name:24s} {mod.TITLE}")
         return 0
-    be = get_backend(args.backend, args.device)
     names = list(experiments.EXPERIMENTS) if args.name == "all" else [args.name]
+    overrides = dict(args.overrides)
+    for name in names:
+        unknown = sorted(set(overrides) - set(experiments.get(name).FULL))
+        if unknown and args.name != "all":
+            args.subparser.error(f"{name} has no option {', '.join(unknown)}; its options are: "
+                                 f"{', '.join(experiments.get(name).FULL)}")
+    be = get_backend(args.backend, args.device)
     progress = False if args.quiet else None
     said: set[str] = set()
     for name in names:
@@ -409,8 +431,10 @@ def cmd_experiment(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             warnings.simplefilter("ignore", RuntimeWarning)  # overflow in deliberately bad nets
+            # with 'all', each experiment takes the overrides it knows
+            own = {k: v for k, v in overrides.items() if k in experiments.get(name).FULL}
             result = experiments.run(name, backend=be, seed=args.seed, quick=args.quick,
-                                     progress=progress)
+                                     progress=progress, **own)
         for w in caught:
             _say_once(w, said)
         json_path, png_path = experiments.save(result, args.out)
