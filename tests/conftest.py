@@ -25,16 +25,24 @@ requested device (not silently NumPy) and, optionally, of a given dtype.
 
 from __future__ import annotations
 
-import contextlib
 import os
-from dataclasses import dataclass
-from typing import Any
 
-import array_api_compat
-import numpy as np
-import pytest
+# The tests use small shapes, where thread pools only cost: on a shared 2-core machine under
+# load, OpenMP/BLAS workers spinning against other processes made single tests up to 50x slower
+# (a 150-step torch training loop: 0.26 s with one thread, 12 s with the default pool).  Set
+# before NumPy/torch are imported; an explicit setting in the environment wins.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
-import xpnet
+import contextlib  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from typing import Any  # noqa: E402
+
+import array_api_compat  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import xpnet  # noqa: E402
 
 
 @dataclass(frozen=True)
