@@ -231,6 +231,8 @@ def _device_label(be) -> str:
     if be.name == "array_api_strict":
         name = getattr(be.device, "_device", str(be.device))
         return "" if name == "CPU_DEVICE" else str(name)
+    if be.name == "cupy":
+        return f"cuda:{getattr(be.device, 'id', be.device)}"
     return "" if str(be.device) == "cpu" else str(be.device)
 
 
@@ -360,8 +362,9 @@ def gemm_candidate(cfg: Config, lib: str, device: str = "cpu") -> Candidate:
     sizes = [cfg.input_size, *cfg.hidden, cfg.output_size]
     n = cfg.batch
     rng = np.random.default_rng(1)
-    c = Candidate(f"gemm-{lib}" + ("" if device == "cpu" else f"-{device}"), "GEMM bound", lib,
-                  "" if device == "cpu" else device, "float32")
+    suffix = "" if device == "cpu" or lib == "cupy" else f"-{device}"
+    c = Candidate(f"gemm-{lib}{suffix}", "GEMM bound", lib, "" if device == "cpu" else device,
+                  "float32")
     ops: list[tuple[Any, Any, Any]] = []  # (a, b, out)
 
     def arr(shape):
@@ -629,7 +632,7 @@ def blas_threads() -> int | None:
 
 
 class thread_limit:
-    """Set the thread count of NumPy's BLAS and of torch for a ``with`` block, then restore.
+    """Set the threads of NumPy's BLAS, numexpr and torch for a ``with`` block, then restore.
 
     NumPy's OpenBLAS is reached through ``threadpoolctl`` when it is installed, else through
     OpenBLAS's own ``openblas_set_num_threads`` (Linux).  ``n=None`` changes nothing.
@@ -660,6 +663,14 @@ class thread_limit:
                 setter(n)
                 self._undo.append(lambda: setter(old))
                 self.applied["numpy_blas"] = f"{int(getter())} (openblas_set_num_threads)"
+        try:
+            import numexpr
+
+            old_ne = numexpr.set_num_threads(n)
+            self._undo.append(lambda: numexpr.set_num_threads(old_ne))
+            self.applied["numexpr"] = n
+        except ImportError:
+            pass
         try:
             import torch
 
@@ -709,12 +720,17 @@ def environment() -> dict[str, Any]:
                              if blas.get(k) is not None}
     except Exception as exc:  # pragma: no cover - old numpy
         env["numpy_blas"] = f"unknown ({exc})"
-    for mod in ("array_api_compat", "array_api_strict", "torch", "cupy", "threadpoolctl"):
+    for mod in ("array_api_compat", "array_api_strict", "torch", "cupy", "numexpr",
+                "threadpoolctl"):
         try:
             m = __import__(mod)
             env[mod] = getattr(m, "__version__", "?")
         except Exception:
             env[mod] = None
+    if env.get("numexpr"):
+        import numexpr
+
+        env["numexpr_threads"] = numexpr.get_num_threads()
     if env.get("torch"):
         import torch
 

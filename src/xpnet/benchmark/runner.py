@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="steps of the memory-growth check (default 2000; 0 skips it)")
     p.add_argument(
         "--threads", type=int, default=None,
-        help="threads for NumPy's BLAS and for torch during the run (default: the libraries' "
+        help="threads for NumPy's BLAS, numexpr and torch during the run (default: the libraries' "
         "own defaults); 1 gives steadier small-layer timings on a loaded shared machine",
     )
     p.add_argument("--quick", action="store_true",
@@ -313,7 +313,8 @@ def _candidates(cfg, backends, dtypes, tdev, tdev_reason, args, log) -> list[H.C
         add(lambda: H.gemm_candidate(cfg, "numpy"), "gemm-numpy", "GEMM bound", "numpy", "",
             "float32")
         if tdev is not None:
-            add(lambda: H.gemm_candidate(cfg, "torch", tdev), "gemm-torch", "GEMM bound",
+            add(lambda: H.gemm_candidate(cfg, "torch", tdev),
+                "gemm-torch" + ("" if tdev == "cpu" else f"-{tdev}"), "GEMM bound",
                 "torch", tdev, "float32")
         if any(b.name == "cupy" for b in backends):
             add(lambda: H.gemm_candidate(cfg, "cupy", "cuda"), "gemm-cupy", "GEMM bound",
