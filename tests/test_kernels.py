@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import assert_close, assert_on_backend
 
 import xpnet
+from conftest import assert_close, assert_on_backend
 from xpnet.backend import Kernels, NumpyKernels, kernels_for
 from xpnet.params import Layout, ParamDict
 

@@ -148,7 +148,8 @@ class Backend:
         if self.is_array(x):
             if dt is not None and x.dtype != dt:
                 x = xp.astype(x, dt)
-            if _device_str(array_api_compat.device(x)) != _device_str(self.device):
+            dev = array_api_compat.device(x)
+            if dev != self.device and str(dev) != str(self.device):
                 x = xp.asarray(x, device=self.device) if self.name == "numpy" else (
                     array_api_compat.to_device(x, self.device)
                 )
@@ -282,8 +283,9 @@ class Generator:
         Drawn as ``uniform > 1 - keep``, the book's ``np.random.rand(*x.shape) > ratio``.
         """
         be = self.backend
-        u = self.uniform(shape, dtype)
-        return be.xp.astype(u > (1.0 - keep), be.dtype(dtype))
+        dt = be.dtype(dtype)
+        u = self.uniform(shape, dt)
+        return be.xp.astype(u > (1.0 - keep), dt)
 
     def integers(self, high: int, size: int) -> Any:
         """``size`` integers from ``[0, high)`` on the device (int64)."""
@@ -503,10 +505,6 @@ def _name_of_array(x: Any) -> str:
     if array_api_compat.is_array_api_strict_namespace(array_api_compat.array_namespace(x)):
         return "array_api_strict"
     raise TypeError(f"not an array of a backend xpnet knows: {type(x)}")
-
-
-def _device_str(dev: Any) -> str:
-    return str(dev)
 
 
 def _to_host(x: Any) -> np.ndarray:

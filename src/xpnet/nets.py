@@ -243,8 +243,9 @@ class MultiLayerNetExtend:
         step = n if not batch_size else int(batch_size)
         correct = 0
         for start in range(0, n, step):
-            y = self.predict(x[start:start + step, ...], train_flg=False)
-            hit = xp.argmax(y, axis=1) == t[start:start + step]
+            stop = min(start + step, n)  # the standard leaves out-of-bounds slices undefined
+            y = self.predict(x[start:stop, ...], train_flg=False)
+            hit = xp.argmax(y, axis=1) == t[start:stop]
             correct = correct + xp.count_nonzero(hit)
         return self.backend.to_float(correct) / n
 
@@ -257,19 +258,26 @@ class MultiLayerNetExtend:
         The returned arrays are views of one gradient buffer that the *next* call overwrites
         (as PyTorch's ``.grad``); copy them if you keep them across calls.
         """
+        lam = self.weight_decay_lambda
+        last = self.hidden_layer_num + 1
+        grads = self._grads
+        if grads is not None:
+            # Affine layers write dW/db straight into the flat gradient buffer -- except dW
+            # under weight decay, where the layer's dW stays the data gradient (as in the book)
+            # and the buffer gets dW + lambda * W.
+            for idx in range(1, last + 1):
+                self.layers[f"Affine{idx}"].dW_out = None if lam else grads[f"W{idx}"]
+
         self.last_loss = self.loss(x, t, train_flg=True)
         dout = self.last_layer.backward(1)
         for layer in reversed(self.layers.values()):
             dout = layer.backward(dout)
 
-        lam = self.weight_decay_lambda
-        last = self.hidden_layer_num + 1
-        if self._grads is not None:
-            # Affine layers wrote dW/db into the flat gradient buffer already.
-            grads = self._grads
+        if grads is not None:
             for idx in range(1, last + 1):
                 if lam:
-                    grads[f"W{idx}"] += lam * self.params[f"W{idx}"]
+                    aff = self.layers[f"Affine{idx}"]
+                    grads[f"W{idx}"][...] = aff.dW + lam * aff.W
                 if self.use_batchnorm and idx != last:
                     bn = self.layers[f"BatchNorm{idx}"]
                     grads[f"gamma{idx}"][...] = bn.dgamma

@@ -164,8 +164,9 @@ class Trainer:
         n = self.evaluate_sample_num_per_epoch
         x_tr, t_tr, x_te, t_te = self.x_train, self.t_train, self.x_test, self.t_test
         if n is not None:
-            n = int(n)
-            x_tr, t_tr, x_te, t_te = x_tr[:n, ...], t_tr[:n, ...], x_te[:n, ...], t_te[:n, ...]
+            n_tr, n_te = min(int(n), x_tr.shape[0]), min(int(n), x_te.shape[0])
+            x_tr, t_tr = x_tr[:n_tr, ...], t_tr[:n_tr, ...]
+            x_te, t_te = x_te[:n_te, ...], t_te[:n_te, ...]
         self.train_acc_list.append(self.network.accuracy(x_tr, t_tr))
         self.test_acc_list.append(self.network.accuracy(x_te, t_te))
 

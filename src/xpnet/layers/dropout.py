@@ -16,8 +16,9 @@ class Dropout(Layer):
     by ``1 / (1 - p)`` while training and leaves inference alone).  Expected activations agree;
     the numbers of a single step do not.
 
-    ``mask`` is boolean (True = kept), as in the book.  It is drawn on the input's device by the
-    backend's generator
+    ``mask`` is 1.0 for kept and 0.0 for dropped units, in the input's dtype (the book keeps it
+    boolean; the standard has no bool-float arithmetic).  It is drawn on the input's device by
+    the backend's generator
     (:meth:`xpnet.backend.Backend.random`), seeded by ``seed`` when given.
 
     Parameters
@@ -46,12 +47,13 @@ class Dropout(Layer):
         be = self._backend_for(x)
         if self._rng is None or self._rng.backend != be:
             self._rng = be.random(self.seed)
-        # A boolean mask, as the book's ``np.random.rand(*x.shape) > dropout_ratio``.
-        self.mask = self._rng.uniform(x.shape, dtype=x.dtype) > self.dropout_ratio
-        return be.xp.where(self.mask, x, 0.0)
+        # The book's ``np.random.rand(*x.shape) > dropout_ratio``, as 1.0/0.0 in x's dtype.
+        self.mask = self._rng.bernoulli_mask(x.shape, keep=1.0 - self.dropout_ratio,
+                                             dtype=x.dtype)
+        return x * self.mask
 
     def backward(self, dout: Any) -> Any:
-        return self._xp.where(self.mask, dout, 0.0)
+        return dout * self.mask
 
     def __repr__(self) -> str:
         return f"Dropout({self.dropout_ratio})"

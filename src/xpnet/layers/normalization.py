@@ -81,9 +81,10 @@ class BatchNormalization(Layer):
             self.running_mean = xp.zeros((d,), dtype=x.dtype, device=_device(x))
             self.running_var = xp.zeros((d,), dtype=x.dtype, device=_device(x))
         if train_flg:
-            mu = xp.mean(x, axis=0)
+            inv_n = 1.0 / x.shape[0]
+            mu = xp.sum(x, axis=0) * inv_n  # (xp.mean is slower on NumPy)
             xc = x - mu
-            var = xp.mean(xc * xc, axis=0)
+            var = xp.sum(xc * xc, axis=0) * inv_n
             std = xp.sqrt(var + self.eps)
             xn = xc / std
             self.batch_size = x.shape[0]
