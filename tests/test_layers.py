@@ -372,3 +372,15 @@ def test_one_dropout_layer_across_libraries_and_devices(rng):
         assert_on_backend(be, out, dtype="float64")
         assert_on_backend(be, layer.backward(x), dtype="float64")
         assert_on_backend(be, relu.forward(x), dtype="float64")
+
+
+def test_relu_of_infinities(backend):
+    """max(x, 0): -inf -> 0 and +inf -> inf, as the book's ``out[x <= 0] = 0`` gives (a 0/1
+    mask multiplied in would turn -inf into nan).  Likewise no gradient passes where x <= 0."""
+    x = np.array([[-np.inf, -1.0, 0.0, 2.0, np.inf]])
+    layer = Relu()
+    with np.errstate(invalid="ignore"):
+        out = backend.to_numpy(layer.forward(backend.asarray(x)))
+        dx = backend.to_numpy(layer.backward(backend.asarray(np.full((1, 5), np.inf))))
+    np.testing.assert_array_equal(out, [[0.0, 0.0, 0.0, 2.0, np.inf]])
+    np.testing.assert_array_equal(dx, [[0.0, 0.0, 0.0, np.inf, np.inf]])
