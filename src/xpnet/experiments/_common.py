@@ -279,6 +279,17 @@ def to_jsonable(obj: Any) -> Any:
     return str(obj)
 
 
+def _rounded(obj: Any, digits: int = 6) -> Any:
+    """Floats to ``digits`` significant digits (the JSON files stay small and readable)."""
+    if isinstance(obj, dict):
+        return {k: _rounded(v, digits) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_rounded(v, digits) for v in obj]
+    if isinstance(obj, float):
+        return float(f"{obj:.{digits}g}")
+    return obj
+
+
 def new_figure(figsize: tuple[float, float], layout: str | None = "constrained"):
     """A matplotlib Figure that does not touch pyplot's global state (renders with Agg).
 
@@ -297,7 +308,7 @@ def save(result: Mapping, out_dir: str | os.PathLike, name: str, plot) -> tuple[
     json_path = out / f"{name}.json"
     png_path = out / f"{name}.png"
     tmp = json_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(to_jsonable(result), indent=1) + "\n")
+    tmp.write_text(json.dumps(_rounded(to_jsonable(result)), indent=1) + "\n")
     os.replace(tmp, json_path)
     plot(result, png_path)
     return json_path, png_path
