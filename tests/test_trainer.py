@@ -56,7 +56,7 @@ def test_short_trainer_run_learns_on_every_backend(backend, mnist):
     x_test, t_test = x_test[:500], t_test[:500]
     net = MultiLayerNetExtend(784, [50], 10, use_batchnorm=True, seed=1, backend=backend)
     trainer = Trainer(net, x_train, t_train, x_test, t_test, epochs=2, mini_batch_size=100,
-                      optimizer="adam", optimizer_param={"lr": 1e-3}, verbose=False)
+                      optimizer="adam", optimizer_param={"lr": 1e-3}, verbose=False, seed=0)
     trainer.train()
     _check_lists(trainer, 2, 20)
     assert trainer.test_acc_list[-1] > 0.75, trainer.test_acc_list
@@ -156,3 +156,23 @@ def test_evaluate_sample_num_larger_than_the_sets(backend, mnist):
     assert trainer.test_acc_list[-1] == pytest.approx(net.accuracy(x_test[:50], t_test[:50]))
     assert trainer.train_acc_list[-1] == pytest.approx(net.accuracy(x_train[:200],
                                                                     t_train[:200]))
+
+
+def _curves(backend, mnist):
+    x_train, t_train, x_test, t_test = mnist
+    net = MultiLayerNetExtend(784, [30, 30], 10, use_batchnorm=True, seed=7, backend=backend)
+    trainer = Trainer(net, x_train[:1000], t_train[:1000], x_test[:300], t_test[:300],
+                      epochs=2, optimizer="Momentum", optimizer_param={"lr": 0.05},
+                      verbose=False, seed=1)
+    trainer.train()
+    return trainer
+
+
+def test_same_seed_same_curves_on_every_backend(backend, mnist):
+    """One seed, one learning curve: initial weights drawn on the host and the same mini-batch
+    order make every backend follow NumPy's curve up to float32 rounding."""
+    ref = _curves("numpy", mnist)
+    got = _curves(backend, mnist)
+    np.testing.assert_allclose(got.train_loss_list, ref.train_loss_list, rtol=2e-3)
+    np.testing.assert_allclose(got.test_acc_list, ref.test_acc_list, atol=0.01)
+    np.testing.assert_allclose(got.train_acc_list, ref.train_acc_list, atol=0.01)
