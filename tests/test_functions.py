@@ -135,3 +135,28 @@ def test_functions_do_not_modify_input(backend, rng):
     for f in (F.sigmoid, F.relu, F.tanh, F.softmax, F.step_function):
         f(x)
     np.testing.assert_array_equal(backend.to_numpy(x), host)
+
+
+def test_device_code_does_not_import_numpy():
+    """DESIGN: layers, functions and optimizers take ``xp`` from their arrays; importing NumPy
+    there is how host work sneaks into the device path (array_api_strict catches most uses at
+    run time; this catches the import itself)."""
+    import ast
+    import pathlib
+
+    import xpnet
+
+    root = pathlib.Path(xpnet.__file__).parent
+    files = [root / "functions.py", root / "optim.py", *sorted((root / "layers").glob("*.py"))]
+    offenders = []
+    for path in files:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            offenders += [f"{path.name}: {n}" for n in names
+                          if n == "numpy" or n.startswith("numpy.")]
+    assert not offenders, offenders
