@@ -62,34 +62,38 @@ def test_fused_kernel_equals_portable(backend, name):
         np.testing.assert_allclose(fused[k], portable[k], rtol=1e-12, atol=1e-12, err_msg=k)
 
 
+@pytest.mark.parametrize("block", [7, 16, 1 << 20])
 @pytest.mark.parametrize("name", ["Momentum", "AdaGrad", "RMSprop", "Adam"])
-def test_numpy_kernels_without_numexpr_equal_portable(name):
+def test_blocked_numpy_kernels_equal_portable(name, block):
+    """Blocks smaller than the buffer, with a remainder, and one block for everything."""
     be = xpnet.get_backend("numpy")
-    plain = NumpyKernels()
-    plain._ne = None  # the in-place ufunc path, as on a machine without numexpr
-    got, opt = _run(be, name, fused=True, flat=True, kernels=plain)
-    assert opt._kernels is plain
+    kernels = NumpyKernels()
+    kernels.block = block
+    got, opt = _run(be, name, fused=True, flat=True, kernels=kernels)
+    assert opt._kernels is kernels
     want, _ = _run(be, name, fused=False, flat=True)
     for k in got:
         np.testing.assert_allclose(got[k], want[k], rtol=1e-12, atol=1e-12, err_msg=k)
 
 
-def test_numexpr_kernels_equal_portable_in_float32():
-    pytest.importorskip("numexpr")
+def test_numpy_kernels_keep_float32_and_match_portable():
     be = xpnet.get_backend("numpy")
-    assert "numexpr" in kernels_for("numpy").name
+    assert isinstance(kernels_for("numpy"), NumpyKernels)
     rng = np.random.default_rng(1)
     x = rng.standard_normal((40, 12)).astype(np.float32)
     t = rng.integers(0, 4, 40)
     results = []
     for fused in (True, False):
-        net = xpnet.MultiLayerNetExtend(12, [10, 10], 4, use_batchnorm=True, seed=3, backend=be)
+        # (no batch norm: the bias before a batch norm has a zero gradient up to rounding, and
+        # Adam turns rounding noise into full-size steps, so the two paths would diverge there)
+        net = xpnet.MultiLayerNetExtend(12, [10, 10], 4, seed=3, backend=be)
         opt = xpnet.Adam(lr=0.01, fused=fused)
         for _ in range(10):
             opt.update(net.params, net.gradient(x, t))
         assert net.params["W1"].dtype == np.float32
+        assert opt.m["W1"].dtype == np.float32 and opt.v["b2"].dtype == np.float32
         results.append(be.to_numpy(net.params.flat).copy())
-    np.testing.assert_allclose(results[0], results[1], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-4, atol=1e-6)
 
 
 def test_optimizer_state_is_flat_and_keyed(backend):

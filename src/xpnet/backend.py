@@ -564,29 +564,41 @@ class Kernels:
 
 
 class NumpyKernels(Kernels):
-    """In-place ufuncs with ``out=`` (no temporaries); numexpr, when installed, fuses each
-    optimizer update into single multi-threaded passes."""
+    """In-place ufuncs with ``out=`` into one scratch buffer, blocked so that each optimizer
+    update streams through memory once.
+
+    An unblocked in-place update still makes about a dozen passes over every state array; on a
+    few million parameters that is memory-bound.  Working through blocks of ``block`` elements
+    (about a MiB for all arrays together, so they stay in cache) makes the same
+    dozen ufunc calls per block but reads and writes each array from main memory once.
+    (numexpr was tried for this and was slower than blocked ufuncs here.)
+    """
 
     name = "numpy"
+    #: elements per block (measured on a 2-core EPYC: 64 Ki beat 4 Ki, 16 Ki and unblocked)
+    block = 65536
 
     def __init__(self) -> None:
-        try:
-            import numexpr
-        except ImportError:
-            numexpr = None
-        self._ne = numexpr
-        if numexpr is not None:
-            self.name = "numpy+numexpr"
         self._scratch: dict[tuple, np.ndarray] = {}
 
-    def _tmp(self, like: np.ndarray) -> np.ndarray:
-        key = (like.shape, like.dtype.str)
+    def _tmp(self, n: int, dtype: np.dtype) -> np.ndarray:
+        key = (n, np.dtype(dtype).str)
         buf = self._scratch.get(key)
         if buf is None:
-            if len(self._scratch) > 16:
+            if len(self._scratch) > 8:
                 self._scratch.clear()
-            buf = self._scratch[key] = np.empty_like(like)
+            buf = self._scratch[key] = np.empty(n, dtype)
         return buf
+
+    def _blocks(self, *arrays: np.ndarray):  # noqa: ANN202
+        """Yield (block views of ``arrays``..., scratch) over the flattened arrays."""
+        flat = [a.reshape(-1) for a in arrays]
+        n = flat[0].size
+        step = min(self.block, n) or 1
+        s = self._tmp(step, flat[0].dtype)
+        for a in range(0, n, step):
+            b = min(a + step, n)
+            yield (*(f[a:b] for f in flat), s[: b - a])
 
     @staticmethod
     def matmul_into(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -594,67 +606,55 @@ class NumpyKernels(Kernels):
 
     def adam(self, p, g, m, v, lr_t, beta1, beta2, eps):  # noqa: ANN001, ANN201
         c = p.dtype.type
-        if self._ne is not None:
-            ev = self._ne.evaluate
-            ev("m + b1c * (g - m)", local_dict={"m": m, "g": g, "b1c": c(1.0 - beta1)}, out=m)
-            ev("v + b2c * (g * g - v)", local_dict={"v": v, "g": g, "b2c": c(1.0 - beta2)},
-               out=v)
-            ev("p - lr_t * m / (sqrt(v) + eps)",
-               local_dict={"p": p, "m": m, "v": v, "lr_t": c(lr_t), "eps": c(eps)}, out=p)
-            return
-        s = self._tmp(p)
-        np.subtract(g, m, out=s)
-        s *= c(1.0 - beta1)
-        m += s
-        np.multiply(g, g, out=s)
-        s -= v
-        s *= c(1.0 - beta2)
-        v += s
-        np.sqrt(v, out=s)
-        s += c(eps)
-        np.divide(m, s, out=s)
-        s *= c(lr_t)
-        p -= s
+        b1c, b2c, eps, lr_t = c(1.0 - beta1), c(1.0 - beta2), c(eps), c(lr_t)
+        for p_, g_, m_, v_, s in self._blocks(p, g, m, v):
+            np.subtract(g_, m_, out=s)  # m += (1 - beta1) * (g - m)
+            s *= b1c
+            m_ += s
+            np.multiply(g_, g_, out=s)  # v += (1 - beta2) * (g * g - v)
+            s -= v_
+            s *= b2c
+            v_ += s
+            np.sqrt(v_, out=s)  # p -= lr_t * m / (sqrt(v) + eps)
+            s += eps
+            np.divide(m_, s, out=s)
+            s *= lr_t
+            p_ -= s
 
     def rmsprop(self, p, g, h, lr, decay_rate, eps):  # noqa: ANN001, ANN201
         c = p.dtype.type
-        if self._ne is not None:
-            ev = self._ne.evaluate
-            ev("d * h + dc * (g * g)",
-               local_dict={"h": h, "g": g, "d": c(decay_rate), "dc": c(1.0 - decay_rate)},
-               out=h)
-            ev("p - lr * g / (sqrt(h) + eps)",
-               local_dict={"p": p, "g": g, "h": h, "lr": c(lr), "eps": c(eps)}, out=p)
-            return
-        s = self._tmp(p)
-        h *= c(decay_rate)
-        np.multiply(g, g, out=s)
-        s *= c(1.0 - decay_rate)
-        h += s
-        np.sqrt(h, out=s)
-        s += c(eps)
-        np.divide(g, s, out=s)
-        s *= c(lr)
-        p -= s
+        d, dc, lr, eps = c(decay_rate), c(1.0 - decay_rate), c(lr), c(eps)
+        for p_, g_, h_, s in self._blocks(p, g, h):
+            h_ *= d  # h = decay * h + (1 - decay) * g * g
+            np.multiply(g_, g_, out=s)
+            s *= dc
+            h_ += s
+            np.sqrt(h_, out=s)  # p -= lr * g / (sqrt(h) + eps)
+            s += eps
+            np.divide(g_, s, out=s)
+            s *= lr
+            p_ -= s
 
     def adagrad(self, p, g, h, lr, eps):  # noqa: ANN001, ANN201
         c = p.dtype.type
-        s = self._tmp(p)
-        np.multiply(g, g, out=s)
-        h += s
-        np.sqrt(h, out=s)
-        s += c(eps)
-        np.divide(g, s, out=s)
-        s *= c(lr)
-        p -= s
+        lr, eps = c(lr), c(eps)
+        for p_, g_, h_, s in self._blocks(p, g, h):
+            np.multiply(g_, g_, out=s)  # h += g * g
+            h_ += s
+            np.sqrt(h_, out=s)  # p -= lr * g / (sqrt(h) + eps)
+            s += eps
+            np.divide(g_, s, out=s)
+            s *= lr
+            p_ -= s
 
     def momentum(self, p, g, v, lr, momentum):  # noqa: ANN001, ANN201
         c = p.dtype.type
-        s = self._tmp(p)
-        v *= c(momentum)
-        np.multiply(g, c(lr), out=s)
-        v -= s
-        p += v
+        lr, mom = c(lr), c(momentum)
+        for p_, g_, v_, s in self._blocks(p, g, v):
+            v_ *= mom  # v = momentum * v - lr * g
+            np.multiply(g_, lr, out=s)
+            v_ -= s
+            p_ += v_  # p += v
 
 
 class TorchKernels(Kernels):
