@@ -103,7 +103,7 @@ def test_quick_run_is_plain_json(name, bname):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_plot_writes_a_png(name, tmp_path):
-    res = quick_result(name, "numpy")
+    res = quick_result(name, BACKENDS[0])
     json_path, png_path = experiments.save(res, tmp_path)
     assert png_path.name == f"{name}.png" and json_path.name == f"{name}.json"
     assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
