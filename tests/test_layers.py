@@ -154,9 +154,11 @@ def test_dropout_fixed_mask_backward(backend, rng):
 
 def test_dropout_test_time_scales_by_keep(backend, rng):
     x = rng.standard_normal((3, 4))
-    out = Dropout(0.3).forward(backend.asarray(x), train_flg=False)
+    x_be = backend.asarray(x.copy())
+    out = Dropout(0.3).forward(x_be, train_flg=False)
     assert_on_backend(backend, out, dtype="float64")
     assert_close(backend, out, x * 0.7)
+    np.testing.assert_array_equal(backend.to_numpy(x_be), x)  # the input is left alone
     out32 = Dropout(0.5).forward(backend.asarray(x.astype(np.float32)), train_flg=False)
     assert_on_backend(backend, out32, dtype="float32")
 
@@ -352,6 +354,7 @@ def test_parameter_layers_keep_dtype_and_do_not_mutate(backend, rng, dtype):
                 assert_on_backend(backend, a, dtype=dtype, shape=(d,))
             ev = layer.forward(x, False)
             assert_on_backend(backend, ev, dtype=dtype, shape=(5, d))
+            np.testing.assert_array_equal(backend.to_numpy(x), x_h)  # inference: no in-place
 
 
 def test_one_dropout_layer_across_libraries_and_devices(rng):

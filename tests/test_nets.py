@@ -349,3 +349,43 @@ def test_layer_dW_stays_the_data_gradient_with_weight_decay(backend, rng):
         np.testing.assert_allclose(backend.to_numpy(g_decayed[f"W{i}"]),
                                    data_grad + 0.5 * backend.to_numpy(decayed.params[f"W{i}"]),
                                    rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_network_calls_leave_the_callers_arrays_alone(backend, rng, dtype):
+    """An input already on the backend in the network's dtype is used without a copy, so no
+    layer may write into it -- in training or inference."""
+    net = MultiLayerNetExtend(4, [6, 5], 3, use_batchnorm=True, use_dropout=True,
+                              dropout_ratio=0.2, weight_decay_lambda=0.1, seed=2, dtype=dtype,
+                              backend=backend)
+    x_h = rng.standard_normal((7, 4)).astype(dtype)
+    t_h = rng.integers(0, 3, 7)
+    x, t = backend.asarray(x_h.copy()), backend.asarray(t_h.copy())
+    net.gradient(x, t)
+    net.predict(x, train_flg=False)
+    net.predict(x, train_flg=True)
+    net.loss(x, t)
+    net.accuracy(x, t)
+    net.accuracy(x, t, batch_size=3)
+    np.testing.assert_array_equal(backend.to_numpy(x), x_h)
+    np.testing.assert_array_equal(backend.to_numpy(t), t_h)
+
+
+def test_inference_between_gradient_and_update_changes_nothing(backend, rng):
+    """The Trainer's order -- gradient, then accuracy (inference), then update -- must give the
+    same step as gradient then update."""
+    x, t = _data(rng, n=8, d=4)
+    kw = dict(use_batchnorm=True, use_dropout=False, seed=3, dtype="float64", backend=backend)
+    a = MultiLayerNetExtend(4, [6, 5], 3, **kw)
+    b = MultiLayerNetExtend(4, [6, 5], 3, **kw)
+    opt_a, opt_b = xpnet.SGD(lr=0.1), xpnet.SGD(lr=0.1)
+    for _ in range(3):
+        grads = a.gradient(x, t)
+        a.accuracy(x, t)
+        a.predict(x[:3], train_flg=False)
+        opt_a.update(a.params, grads)
+        opt_b.update(b.params, b.gradient(x, t))
+    for key in a.params:
+        np.testing.assert_allclose(backend.to_numpy(a.params[key]),
+                                   backend.to_numpy(b.params[key]), rtol=1e-12, atol=1e-14,
+                                   err_msg=key)
