@@ -174,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {xpnet.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    backend_help = f"array backend: {', '.join(BACKEND_NAMES)} (default: numpy)"
+    backend_help = f"array backend: {', '.join(BACKEND_NAMES)}"
 
     # -- train --------------------------------------------------------------------------------
     t = sub.add_parser(
@@ -213,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="LAMBDA", help="L2 weight decay λ")
     t.add_argument("--epochs", type=_positive_int, default=10)
     t.add_argument("--batch-size", dest="batch_size", type=_positive_int, default=100)
-    t.add_argument("--seed", type=_nonneg_int, default=0)
+    t.add_argument("--seed", type=_nonneg_int, default=0, help="random seed")
     t.add_argument("--source", choices=("auto", "bundled", "full"), default="auto",
                    help="MNIST: full 70,000 digits (download), the bundled 10,000, or auto "
                         "(full when available, else bundled)")
@@ -234,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
                         + ", ".join(names))
     e.add_argument("--backend", type=_backend_name, default="numpy", help=backend_help)
     e.add_argument("--device", default=None, help="device of the backend")
-    e.add_argument("--seed", type=_nonneg_int, default=0)
+    e.add_argument("--seed", type=_nonneg_int, default=0, help="random seed")
     e.add_argument("--quick", action="store_true",
                    help="a few seconds each: fewer iterations, trials and scales")
     e.add_argument("--out", default=DEFAULT_OUT, help="output directory")
