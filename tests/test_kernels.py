@@ -178,3 +178,32 @@ def test_portable_kernels_are_all_none():
     for name in ("matmul_into", "adam", "rmsprop", "adagrad", "momentum"):
         assert getattr(k, name) is None
     assert kernels_for("array_api_strict").adam is None
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(use_batchnorm=True, use_dropout=True, dropout_ratio=0.3),
+        dict(use_dropout=True, dropout_ratio=0.4),
+        dict(activation="tanh", use_batchnorm=True, use_dropout=True),
+        dict(activation="sigmoid"),
+    ],
+    ids=["bn-relu-dropout", "relu-dropout", "bn-tanh-dropout", "sigmoid"],
+)
+def test_inference_fast_path_equals_layer_by_layer(backend, kw):
+    """predict(train_flg=False) works in place and folds scales; the plain loop is the oracle.
+    The caller's input must not be modified."""
+    rng = np.random.default_rng(7)
+    x, t = rng.standard_normal((30, 2, 3, 2)), rng.integers(0, 4, 30)  # 4-D input
+    net = xpnet.MultiLayerNetExtend(12, [10, 8], 4, backend=backend, seed=1, dtype="float64",
+                                    **kw)
+    for _ in range(5):  # non-trivial running statistics
+        xpnet.SGD(lr=0.1).update(net.params, net.gradient(x, t))
+    xb = backend.asarray(x, dtype="float64")
+    got = net.predict(xb)
+    np.testing.assert_array_equal(backend.to_numpy(xb), x)
+    want = net._x(x)
+    for layer, takes_flag in net._train_layers:
+        want = layer.forward(want, False) if takes_flag else layer.forward(want)
+    assert_on_backend(backend, got, dtype="float64", shape=(30, 4))
+    assert_close(backend, got, backend.to_numpy(want))

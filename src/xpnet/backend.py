@@ -558,6 +558,8 @@ class Kernels:
     adagrad = None
     #: ``momentum(p, g, v, lr, momentum)``
     momentum = None
+    #: ``relu_(x)``: ``max(x, 0)`` in place, returns ``x``
+    relu_ = None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
@@ -603,6 +605,10 @@ class NumpyKernels(Kernels):
     @staticmethod
     def matmul_into(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
         return np.matmul(a, b, out=out)
+
+    @staticmethod
+    def relu_(x: np.ndarray) -> np.ndarray:
+        return np.maximum(x, 0, out=x)
 
     def adam(self, p, g, m, v, lr_t, beta1, beta2, eps):  # noqa: ANN001, ANN201
         c = p.dtype.type
@@ -669,6 +675,10 @@ class TorchKernels(Kernels):
         return torch.matmul(a, b, out=out)
 
     @staticmethod
+    def relu_(x):  # noqa: ANN001, ANN205
+        return x.relu_()
+
+    @staticmethod
     def adam(p, g, m, v, lr_t, beta1, beta2, eps):  # noqa: ANN001, ANN205
         m.lerp_(g, 1.0 - beta1)
         v.mul_(beta2).addcmul_(g, g, value=1.0 - beta2)
@@ -682,6 +692,12 @@ class CupyKernels(Kernels):
 
     def __init__(self) -> None:
         self._adam = None
+
+    @staticmethod
+    def relu_(x):  # noqa: ANN001, ANN205
+        import cupy
+
+        return cupy.maximum(x, 0, out=x)
 
     def adam(self, p, g, m, v, lr_t, beta1, beta2, eps):  # noqa: ANN001, ANN201
         import cupy

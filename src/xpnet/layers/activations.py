@@ -14,9 +14,9 @@ from xpnet.layers.base import Layer
 class Relu(Layer):
     """``max(x, 0)``; gradient 0 where ``x <= 0`` (the book's convention at 0).
 
-    ``mask`` is 1.0 where the input was positive and 0.0 elsewhere, in the input's dtype (the
-    book keeps the boolean ``x <= 0``).  Multiplying by a float mask is portable (the standard
-    has no bool-float arithmetic) and, on NumPy, about three times faster than ``where``.
+    ``mask`` is the boolean ``x > 0`` (the book keeps its complement ``x <= 0``).  ``where``
+    rather than a multiplication by a 0/1 mask, so that ``-inf`` maps to 0 and an infinite
+    gradient does not leak through as ``inf * 0 = nan``.
     """
 
     def __init__(self, *, backend: Any = None):
@@ -25,11 +25,24 @@ class Relu(Layer):
 
     def forward(self, x: Any) -> Any:
         xp = self._ns(x)
-        self.mask = xp.astype(x > 0, x.dtype)
-        return x * self.mask
+        self.mask = x > 0
+        return xp.maximum(x, 0.0)
 
     def backward(self, dout: Any) -> Any:
-        return dout * self.mask
+        return self._ns(dout).where(self.mask, dout, 0.0)
+
+    def forward_inplace(self, x: Any) -> Any:
+        """Inference only: ``max(x, 0)`` written into ``x`` (no mask kept for backward)."""
+        xp = self._ns(x)
+        kernel = self._relu_kernel(x)
+        if kernel is not None:
+            return kernel(x)
+        return xp.maximum(x, 0.0)  # (no portable in-place form)
+
+    def _relu_kernel(self, x: Any) -> Any:
+        if self._backend is None or not self._backend.is_array(x):
+            self._backend_for(x)
+        return self._backend.kernels.relu_
 
 
 class Sigmoid(Layer):

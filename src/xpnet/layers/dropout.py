@@ -55,5 +55,10 @@ class Dropout(Layer):
     def backward(self, dout: Any) -> Any:
         return dout * self.mask
 
+    def forward_inplace(self, x: Any) -> Any:
+        """Inference only: ``x *= 1 - dropout_ratio`` in place."""
+        x *= 1.0 - self.dropout_ratio
+        return x
+
     def __repr__(self) -> str:
         return f"Dropout({self.dropout_ratio})"

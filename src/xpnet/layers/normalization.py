@@ -97,6 +97,25 @@ class BatchNormalization(Layer):
             xn = (x - self.running_mean) / xp.sqrt(self.running_var + self.eps)
         return self.gamma * xn + self.beta
 
+    def forward_inplace(self, x: Any, scale: float = 1.0) -> Any:
+        """Inference only: ``scale * (gamma * (x - mean) / sqrt(var + eps) + beta)`` with the
+        running statistics, computed in place as ``x * a + c`` (``a``, ``c`` per feature)."""
+        xp = self._xp
+        shape = tuple(x.shape)
+        z = xp.reshape(x, (shape[0], -1)) if x.ndim != 2 else x
+        if self.running_mean is None:
+            d = z.shape[1]
+            self.running_mean = xp.zeros((d,), dtype=z.dtype, device=_device(z))
+            self.running_var = xp.zeros((d,), dtype=z.dtype, device=_device(z))
+        a = self.gamma / xp.sqrt(self.running_var + self.eps)
+        c = self.beta - self.running_mean * a
+        if scale != 1.0:
+            a = a * scale
+            c = c * scale
+        z *= a
+        z += c
+        return xp.reshape(z, shape) if x.ndim != 2 else z
+
     def backward(self, dout: Any) -> Any:
         xp = self._xp
         if dout.ndim != 2:
