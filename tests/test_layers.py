@@ -387,3 +387,19 @@ def test_relu_of_infinities(backend):
         dx = backend.to_numpy(layer.backward(backend.asarray(np.full((1, 5), np.inf))))
     np.testing.assert_array_equal(out, [[0.0, 0.0, 0.0, 2.0, np.inf]])
     np.testing.assert_array_equal(dx, [[0.0, 0.0, 0.0, np.inf, np.inf]])
+
+
+@pytest.mark.parametrize("make", [Relu, Sigmoid, Tanh, Dropout, SoftmaxWithLoss],
+                         ids=lambda c: c.__name__)
+def test_parameterless_layers_accept_a_fixed_backend(backend, rng, make):
+    layer = make(backend=backend)
+    x = backend.asarray(rng.standard_normal((3, 4)))
+    if make is SoftmaxWithLoss:
+        out = layer.forward(x, backend.asarray(np.array([0, 1, 3])))
+        assert_on_backend(backend, out, dtype="float64", shape=())
+        dx = layer.backward()
+    else:
+        out = layer.forward(x)
+        assert_on_backend(backend, out, dtype="float64", shape=(3, 4))
+        dx = layer.backward(backend.asarray(np.ones((3, 4))))
+    assert_on_backend(backend, dx, dtype="float64", shape=(3, 4))
