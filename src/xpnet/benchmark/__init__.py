@@ -10,6 +10,20 @@ Examples
 0
 """
 
-from xpnet.benchmark.runner import build_parser, main
+from __future__ import annotations
 
 __all__ = ["build_parser", "main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark with command-line arguments (``xpnet bench`` forwards here)."""
+    from xpnet.benchmark.runner import main as _main
+
+    return _main(argv)
+
+
+def build_parser():  # noqa: ANN201
+    """The argparse parser of ``xpnet bench``."""
+    from xpnet.benchmark.runner import build_parser as _build
+
+    return _build()
