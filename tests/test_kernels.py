@@ -207,3 +207,4 @@ def test_inference_fast_path_equals_layer_by_layer(backend, kw):
         want = layer.forward(want, False) if takes_flag else layer.forward(want)
     assert_on_backend(backend, got, dtype="float64", shape=(30, 4))
     assert_close(backend, got, backend.to_numpy(want))
+

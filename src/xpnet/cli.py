@@ -325,7 +325,8 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
               f"{len(x_train)} digits, backend {be.name} ({be.device})")
     trainer = Trainer(net, x_train, t_train, x_test, t_test, epochs=args.epochs,
                       mini_batch_size=args.batch_size, optimizer=args.optimizer,
-                      optimizer_param=opt_kw, verbose=not args.quiet, seed=args.seed)
+                      optimizer_param=opt_kw, verbose=False, progress=not args.quiet,
+                      seed=args.seed)
     t0 = time.perf_counter()
     trainer.train()  # verbose: a progress bar with the loss and the accuracies of each epoch
     total = time.perf_counter() - t0

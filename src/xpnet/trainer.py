@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,12 @@ class Trainer:
         A progress bar (tqdm, when installed; else one line per epoch) and the final accuracy.
     seed : int, optional
         Seeds the mini-batch order.
+    progress : bool, optional
+        Show the progress bar; defaults to ``verbose``.  ``verbose=False, progress=True`` gives
+        the bar without the book's final accuracy print.
+    on_epoch_end : callable, optional
+        Called as ``on_epoch_end(trainer)`` after every epoch's evaluation (for logging,
+        checkpoints or early stopping: raise ``StopIteration`` to end training there).
 
     Attributes
     ----------
@@ -79,13 +86,16 @@ class Trainer:
                  epochs: int = 20, mini_batch_size: int = 100, optimizer: Any = "SGD",
                  optimizer_param: dict[str, Any] | None = None,
                  evaluate_sample_num_per_epoch: int | None = None, verbose: bool = True,
-                 *, seed: int | None = None):
+                 *, seed: int | None = None, progress: bool | None = None,
+                 on_epoch_end: Callable[[Trainer], Any] | None = None):
         if int(epochs) < 0:
             raise ValueError(f"epochs must be >= 0, got {epochs!r}")
         if int(mini_batch_size) <= 0:
             raise ValueError(f"mini_batch_size must be positive, got {mini_batch_size!r}")
         self.network = network
         self.verbose = verbose
+        self.progress = verbose if progress is None else bool(progress)
+        self.on_epoch_end = on_epoch_end
         self.epochs = int(epochs)
         self.batch_size = int(mini_batch_size)
         self.evaluate_sample_num_per_epoch = evaluate_sample_num_per_epoch
@@ -178,8 +188,13 @@ class Trainer:
         try:
             for _ in range(self.epochs):
                 self._run_epoch(bar)
-                if self.verbose:
+                if self.progress:
                     self._report_epoch(bar)
+                if self.on_epoch_end is not None:
+                    try:
+                        self.on_epoch_end(self)
+                    except StopIteration:
+                        break
         finally:
             if bar is not None:
                 bar.close()
@@ -207,7 +222,7 @@ class Trainer:
         }
 
     def _progress_bar(self) -> Any:
-        if not self.verbose:
+        if not self.progress:
             return None
         try:
             from tqdm.auto import tqdm
