@@ -158,6 +158,8 @@ class MultiLayerNetExtend:
         last = self.hidden_layer_num + 1
         self.layers[f"Affine{last}"] = Affine(self.params[f"W{last}"], self.params[f"b{last}"])
         self.last_layer = SoftmaxWithLoss(backend=be)
+        # gradient() never uses the input gradient of the first layer: don't compute it
+        self.layers["Affine1"].need_dx = False
         self._train_layers = tuple(
             (layer, isinstance(layer, (Dropout, BatchNormalization)))
             for layer in self.layers.values()
@@ -308,7 +310,7 @@ class MultiLayerNetExtend:
         self.last_loss = self.loss(x, t, train_flg=True)
         dout = self.last_layer.backward(1)
         for layer in reversed(self.layers.values()):
-            dout = layer.backward(dout)
+            dout = layer.backward(dout)  # None after Affine1 (need_dx=False)
 
         if grads is not None:
             for idx in range(1, last + 1):

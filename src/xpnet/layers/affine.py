@@ -40,6 +40,9 @@ class Affine(Layer):
         #: optional preallocated arrays that ``backward`` writes ``dW`` / ``db`` into
         self.dW_out = None
         self.db_out = None
+        #: False skips the input gradient (``backward`` returns None): a network sets it on its
+        #: first layer, whose input gradient nobody uses -- at 784 inputs the largest GEMM
+        self.need_dx = True
         self._matmul_into = backend_of(W).kernels.matmul_into
 
     def _ns(self, x: Any) -> Any:
@@ -57,7 +60,7 @@ class Affine(Layer):
 
     def backward(self, dout: Any) -> Any:
         xp = self._xp
-        dx = dout @ xp.matrix_transpose(self.W)
+        dx = dout @ xp.matrix_transpose(self.W) if self.need_dx else None
         xt = xp.matrix_transpose(self.x)
         if self.dW_out is None:
             self.dW = xt @ dout
@@ -71,7 +74,7 @@ class Affine(Layer):
         else:
             self.db_out[...] = xp.sum(dout, axis=0)
             self.db = self.db_out
-        if len(self.original_x_shape) != 2:
+        if dx is not None and len(self.original_x_shape) != 2:
             dx = xp.reshape(dx, self.original_x_shape)
         return dx
 
