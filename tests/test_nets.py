@@ -389,3 +389,49 @@ def test_inference_between_gradient_and_update_changes_nothing(backend, rng):
         np.testing.assert_allclose(backend.to_numpy(a.params[key]),
                                    backend.to_numpy(b.params[key]), rtol=1e-12, atol=1e-14,
                                    err_msg=key)
+
+
+def numpy_predict_eval(net, be, x, activation, batchnorm, dropout_ratio):
+    """Inference of the book's MultiLayerNetExtend, from the network's parameters and running
+    statistics, in float64 NumPy."""
+    p = {k: be.to_numpy(v).astype(np.float64) for k, v in net.params.items()}
+    h = np.asarray(x, dtype=np.float64)
+    n_hidden = len(net.hidden_size_list)
+    for i in range(1, n_hidden + 1):
+        h = h @ p[f"W{i}"] + p[f"b{i}"]
+        if batchnorm:
+            bn = net.layers[f"BatchNorm{i}"]
+            rm = be.to_numpy(bn.running_mean).astype(np.float64)
+            rv = be.to_numpy(bn.running_var).astype(np.float64)
+            h = p[f"gamma{i}"] * (h - rm) / np.sqrt(rv + 1e-6) + p[f"beta{i}"]
+        h = _ACT[activation](h)
+        if dropout_ratio is not None:
+            h = h * (1.0 - dropout_ratio)
+    last = n_hidden + 1
+    return h @ p[f"W{last}"] + p[f"b{last}"]
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh"])
+@pytest.mark.parametrize("batchnorm, dropout", [(True, True), (True, False), (False, True)],
+                         ids=["bn-dropout", "bn", "dropout"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_inference_matches_the_books_formula(backend, rng, activation, batchnorm, dropout,
+                                             dtype):
+    """predict(train_flg=False): affine -> BN with running statistics -> activation -> scale by
+    1 - dropout_ratio, layer after layer (whatever fusion the implementation does)."""
+    ratio = 0.3
+    net = MultiLayerNetExtend(5, [7, 6], 3, activation=activation, use_batchnorm=batchnorm,
+                              use_dropout=dropout, dropout_ratio=ratio, seed=8, dtype=dtype,
+                              backend=backend)
+    _perturb_params(backend, net, rng, scale=0.3)  # beta != 0 and gamma != 1 matter here
+    opt = xpnet.SGD(lr=0.05)
+    for _ in range(3):  # running statistics move away from zero
+        xb, tb = _data(rng, n=8, d=5)
+        opt.update(net.params, net.gradient(xb, tb))
+    x, _ = _data(rng, n=6, d=5)
+    got = net.predict(x, train_flg=False)
+    assert_on_backend(backend, got, dtype=dtype, shape=(6, 3))
+    want = numpy_predict_eval(net, backend, x, activation, batchnorm,
+                              ratio if dropout else None)
+    tol = dict(rtol=1e-9, atol=1e-9) if dtype == "float64" else dict(rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(backend.to_numpy(got), want, **tol)
