@@ -86,7 +86,8 @@ class BatchNormalization(Layer):
             xc = x - mu
             var = xp.sum(xc * xc, axis=0) * inv_n
             std = xp.sqrt(var + self.eps)
-            xn = xc / std
+            xc *= 1.0 / std  # xc becomes xn, in place: one temporary fewer
+            xn = xc
             self.batch_size = x.shape[0]
             self.xn = xn
             self.std = std
@@ -95,7 +96,9 @@ class BatchNormalization(Layer):
             self.running_var = m * self.running_var + (1.0 - m) * var
         else:
             xn = (x - self.running_mean) / xp.sqrt(self.running_var + self.eps)
-        return self.gamma * xn + self.beta
+        out = xn * self.gamma
+        out += self.beta
+        return out
 
     def forward_inplace(self, x: Any, scale: float = 1.0) -> Any:
         """Inference only: ``scale * (gamma * (x - mean) / sqrt(var + eps) + beta)`` with the
@@ -125,15 +128,18 @@ class BatchNormalization(Layer):
 
     def _backward(self, dout: Any) -> Any:
         # The book's chain of steps, collapsed to the closed form
-        #   dx = (dxn - mean(dxn) - xn * mean(dxn * xn)) / std,   dxn = gamma * dout
+        #   dx = k * (dout - sum(dout) / n - xn * sum(xn * dout) / n),   k = gamma / std
+        # with the two sums being dbeta and dgamma.
         xp = self._xp
         xn = self.xn
         self.dbeta = xp.sum(dout, axis=0)
         self.dgamma = xp.sum(xn * dout, axis=0)
-        n = self.batch_size
-        dxn = self.gamma * dout
-        return (dxn - (self.dbeta * self.gamma) / n
-                - xn * ((self.dgamma * self.gamma) / n)) / self.std
+        k = self.gamma / self.std
+        a = k * (1.0 / self.batch_size)
+        dx = dout * k
+        dx -= xn * (a * self.dgamma)
+        dx -= a * self.dbeta
+        return dx
 
     def __repr__(self) -> str:
         return f"BatchNormalization({self.gamma.shape[0]}, momentum={self.momentum})"
