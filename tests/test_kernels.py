@@ -208,3 +208,21 @@ def test_inference_fast_path_equals_layer_by_layer(backend, kw):
     assert_on_backend(backend, got, dtype="float64", shape=(30, 4))
     assert_close(backend, got, backend.to_numpy(want))
 
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_numpy_relu_backward_kernel_equals_where_bit_for_bit(dtype):
+    rng = np.random.default_rng(3)
+    dout = rng.standard_normal((37, 23)).astype(dtype)
+    dout[0, :4] = [np.inf, -np.inf, np.nan, -0.0]
+    mask = rng.random((37, 23)) > 0.5
+    mask[0, :4] = False
+    mask[1, :4] = True
+    dout[1, :4] = [np.inf, -np.inf, np.nan, -0.0]
+    got = NumpyKernels().relu_backward(dout, mask)
+    want = np.where(mask, dout, dtype(0))
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(got.view(f"u{got.itemsize}"), want.view(f"u{got.itemsize}"))
+    # a non-contiguous dout (a transposed view) works too
+    got_t = NumpyKernels().relu_backward(dout.T, mask.T)
+    np.testing.assert_array_equal(got_t, np.where(mask.T, dout.T, dtype(0)))

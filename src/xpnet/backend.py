@@ -18,7 +18,6 @@ Examples
 from __future__ import annotations
 
 import importlib
-import math
 from types import ModuleType
 from typing import Any
 
@@ -32,7 +31,9 @@ __all__ = [
     "Generator",
     "available_backends",
     "get_backend",
-    "namespace_of",
+    "backend_of",
+    "kernels_for",
+    "Kernels",
 ]
 
 #: The backend names xpnet knows, in the order they are tried by :func:`available_backends`.
@@ -359,11 +360,6 @@ def available_backends() -> list[str]:
     return names
 
 
-def namespace_of(*arrays: Any) -> ModuleType:
-    """The Array API namespace of the given arrays (via ``array_api_compat``)."""
-    return array_api_compat.array_namespace(*arrays)
-
-
 def backend_of(x: Any) -> Backend:
     """The :class:`Backend` (library and device) an array lives on."""
     name = _name_of_array(x)
@@ -523,14 +519,6 @@ def _to_host(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
-def is_finite_number(v: Any) -> bool:
-    """Whether ``v`` is a real, finite Python/NumPy number."""
-    try:
-        return math.isfinite(float(v))
-    except (TypeError, ValueError):
-        return False
-
-
 # --------------------------------------------------------------------------------------------
 # Fused fast paths
 # --------------------------------------------------------------------------------------------
@@ -560,6 +548,8 @@ class Kernels:
     momentum = None
     #: ``relu_(x)``: ``max(x, 0)`` in place, returns ``x``
     relu_ = None
+    #: ``relu_backward(dout, mask)``: ``where(mask, dout, 0)`` for a boolean ``mask``
+    relu_backward = None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
@@ -609,6 +599,18 @@ class NumpyKernels(Kernels):
     @staticmethod
     def relu_(x: np.ndarray) -> np.ndarray:
         return np.maximum(x, 0, out=x)
+
+    _SAME_WIDTH_INT = {np.dtype(np.float32): np.int32, np.dtype(np.float64): np.int64}
+
+    def relu_backward(self, dout: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        # ``np.where(mask, dout, 0)`` is ~10x slower than this bitwise AND of dout's bits with
+        # 0 / all-ones (same result, bit for bit: dout where mask, +0.0 elsewhere; inf and nan
+        # are dropped where the mask is off, as ``where`` does).
+        it = self._SAME_WIDTH_INT.get(dout.dtype)
+        if it is None or mask.dtype != np.bool_:
+            return np.where(mask, dout, dout.dtype.type(0))
+        ones = np.negative(mask.view(np.int8), dtype=it)
+        return np.bitwise_and(dout.view(it), ones).view(dout.dtype)
 
     def adam(self, p, g, m, v, lr_t, beta1, beta2, eps):  # noqa: ANN001, ANN201
         c = p.dtype.type

@@ -22,14 +22,18 @@ class Relu(Layer):
     def __init__(self, *, backend: Any = None):
         super().__init__(backend)
         self.mask = None
+        self._backward_kernel = None
 
     def forward(self, x: Any) -> Any:
-        xp = self._ns(x)
+        be = self._backend_for(x)
+        self._backward_kernel = be.kernels.relu_backward
         self.mask = x > 0
-        return xp.maximum(x, 0.0)
+        return be.xp.maximum(x, 0.0)
 
     def backward(self, dout: Any) -> Any:
-        return self._ns(dout).where(self.mask, dout, 0.0)
+        if self._backward_kernel is not None:
+            return self._backward_kernel(dout, self.mask)
+        return self._xp.where(self.mask, dout, 0.0)
 
     def forward_inplace(self, x: Any) -> Any:
         """Inference only: ``max(x, 0)`` written into ``x`` (no mask kept for backward)."""
@@ -40,9 +44,7 @@ class Relu(Layer):
         return xp.maximum(x, 0.0)  # (no portable in-place form)
 
     def _relu_kernel(self, x: Any) -> Any:
-        if self._backend is None or not self._backend.is_array(x):
-            self._backend_for(x)
-        return self._backend.kernels.relu_
+        return self._backend_for(x).kernels.relu_
 
 
 class Sigmoid(Layer):
