@@ -226,3 +226,18 @@ def test_numpy_relu_backward_kernel_equals_where_bit_for_bit(dtype):
     # a non-contiguous dout (a transposed view) works too
     got_t = NumpyKernels().relu_backward(dout.T, mask.T)
     np.testing.assert_array_equal(got_t, np.where(mask.T, dout.T, dtype(0)))
+
+
+@pytest.mark.parametrize("keep", [1.0, 0.8, 0.5, 0.01])
+@pytest.mark.parametrize("shape", [(7,), (333, 301), (2, 3, 5)])
+def test_bernoulli_mask_distribution_and_shapes(backend, keep, shape):
+    """Odd sizes (the raw-bits path draws pairs), every keep fraction, mask of 0.0 and 1.0."""
+    for dtype in ("float32", "float64"):
+        mask = backend.random(11).bernoulli_mask(shape, keep=keep, dtype=dtype)
+        assert_on_backend(backend, mask, dtype=dtype, shape=shape)
+        host = backend.to_numpy(mask)
+        assert set(np.unique(host)) <= {0.0, 1.0}
+        if keep == 1.0:
+            assert host.all()
+        if host.size > 10_000:  # binomial standard error < 0.005
+            assert abs(host.mean() - keep) < 0.02

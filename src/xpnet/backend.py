@@ -18,6 +18,7 @@ Examples
 from __future__ import annotations
 
 import importlib
+import math
 from types import ModuleType
 from typing import Any
 
@@ -281,10 +282,21 @@ class Generator:
     def bernoulli_mask(self, shape: tuple[int, ...], keep: float, dtype: Any = "float32") -> Any:
         """A mask of 1.0 (probability ``keep``) and 0.0 of the given shape and float dtype.
 
-        Drawn as ``uniform > 1 - keep``, the book's ``np.random.rand(*x.shape) > ratio``.
+        Drawn as ``uniform > 1 - keep``, the book's ``np.random.rand(*x.shape) > ratio``.  On
+        the host generators (NumPy, and array-api-strict which copies from it) the uniform is
+        a raw 32-bit draw compared with ``round((1 - keep) * 2**32)``: the same Bernoulli
+        distribution (to 2**-32, finer than a float32 uniform's 2**-24) at half the cost.
         """
         be = self.backend
         dt = be.dtype(dtype)
+        if be.name in ("numpy", "array_api_strict"):
+            n = math.prod(int(d) for d in shape)
+            raw = self._gen.bit_generator.random_raw((n + 1) // 2)
+            bits = raw.view(np.uint32)[:n].reshape(shape)
+            threshold = min(round((1.0 - keep) * 2.0**32), 2**32 - 1)
+            mask = (bits >= np.uint32(threshold)).astype(np.float64 if dt == be.xp.float64
+                                                          else np.float32)
+            return mask if be.name == "numpy" else be.asarray(mask)
         u = self.uniform(shape, dt)
         return be.xp.astype(u > (1.0 - keep), dt)
 
@@ -586,7 +598,8 @@ class NumpyKernels(Kernels):
         """Yield (block views of ``arrays``..., scratch) over the flattened arrays."""
         flat = [a.reshape(-1) for a in arrays]
         n = flat[0].size
-        step = min(self.block, n) or 1
+        # small buffers stay in cache anyway: one block saves the per-block calls
+        step = (n if n <= 4 * self.block else self.block) or 1
         s = self._tmp(step, flat[0].dtype)
         for a in range(0, n, step):
             b = min(a + step, n)

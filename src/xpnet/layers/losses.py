@@ -24,17 +24,19 @@ class SoftmaxWithLoss(Layer):
         self.loss = None
         self.y = None
         self.t = None
+        self._t_hot = None
 
     def forward(self, x: Any, t: Any) -> Any:
         xp = self._ns(x)
         self.t = t
         self.y = softmax(x, xp=xp)
-        self.loss = cross_entropy_error(self.y, t, xp=xp)
+        self._t_hot = _labels_as_one_hot(self.y, t, xp)  # reused by backward
+        self.loss = cross_entropy_error(self.y, self._t_hot, xp=xp)
         return self.loss
 
     def backward(self, dout: Any = 1) -> Any:
         xp = self._ns(self.y)
         batch_size = self.y.shape[0]
-        th = _labels_as_one_hot(self.y, self.t, xp)
+        th = self._t_hot
         scale = dout / batch_size if isinstance(dout, (int, float)) else dout * (1.0 / batch_size)
         return (self.y - th) * scale
