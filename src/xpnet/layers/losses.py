@@ -35,7 +35,6 @@ class SoftmaxWithLoss(Layer):
         return self.loss
 
     def backward(self, dout: Any = 1) -> Any:
-        xp = self._ns(self.y)
         batch_size = self.y.shape[0]
         th = self._t_hot
         scale = dout / batch_size if isinstance(dout, (int, float)) else dout * (1.0 / batch_size)
