@@ -375,3 +375,54 @@ def accuracy(be: Backend, net: Any, x: np.ndarray, t: np.ndarray, dtype: str = "
         tb = be.asarray(np.asarray(t[i:i + batch], dtype=np.int64))
         correct += float(net.accuracy(xb, tb)) * len(x[i:i + batch])
     return correct / max(n, 1)
+
+
+def compare_runs(name: str, be: Backend, seed: int, quick: bool, cfg: Mapping, runs: dict,
+                 data: tuple, progress: bool | None) -> dict:
+    """Train ``runs`` (label -> (net, optimizer)) side by side on the same mini-batches and
+    return the result of a loss-curve comparison (experiments 2 and 4).
+
+    Keys: ``"loss"`` (label -> per-iteration loss), ``"final_loss"`` (mean of the last 10 %),
+    ``"test_acc"`` (label -> test accuracy after training).
+    """
+    x_train, t_train, x_test, t_test = data
+    with Stopwatch(be) as sw:
+        loss = train_side_by_side(
+            be, runs, x_train, t_train, iterations=cfg["iterations"],
+            batch_size=cfg["batch_size"], seed=seed, dtype=cfg["dtype"],
+            desc=name, enabled=progress,
+        )
+    test_acc = {k: accuracy(be, net, x_test, t_test, cfg["dtype"])
+                for k, (net, _) in runs.items()}
+    tail = max(1, len(next(iter(loss.values()))) // 10)
+    final = {k: float(np.mean(v[-tail:])) for k, v in loss.items()}
+    return result_dict(
+        name, be, seed, quick, cfg,
+        n_train=len(x_train), n_test=len(x_test),
+        loss=loss, final_loss=final, test_acc=test_acc,
+        timings={"train_s": sw.seconds,
+                 "per_iteration_ms": 1e3 * sw.seconds / max(1, cfg["iterations"])},
+    )
+
+
+def plot_loss_curves(result: Mapping, path: Any, *, title: str, ymax: float,
+                     markers: Mapping[str, str]) -> None:
+    """Smoothed loss per iteration, one curve per run, with its test accuracy in the legend."""
+    fig = new_figure((8, 5.5))
+    ax = fig.subplots()
+    n_iter = len(next(iter(result["loss"].values())))
+    every = max(1, n_iter // 20)
+    for label, curve in result["loss"].items():
+        acc = result["test_acc"][label]
+        ax.plot(np.arange(len(curve)), smooth_curve(curve), marker=markers.get(label, "."),
+                markevery=every, label=f"{label} (test acc {acc:.3f})")
+    ax.set_xlabel("iterations")
+    ax.set_ylabel("loss")
+    ax.set_ylim(0, ymax)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    hidden = "-".join(str(h) for h in result["config"]["hidden"])
+    ax.set_title(f"{title}\n784-{hidden}-10, {result['n_train']} training digits, "
+                 "loss smoothed (Kaiser window 11)", fontsize=10)
+    fig.suptitle(subtitle(result), fontsize=8)
+    fig.savefig(path, dpi=90)

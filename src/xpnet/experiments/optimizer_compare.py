@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from xpnet.experiments import _common
 
 NAME = "optimizer_compare"
@@ -61,44 +59,11 @@ def run(*, backend: Any = "numpy", seed: int = 0, quick: bool = False, device: A
         net = MultiLayerNet(784, list(cfg["hidden"]), 10, activation="relu",
                             weight_init_std="relu", backend=be, dtype=cfg["dtype"], seed=seed)
         runs[name] = (net, get_optimizer(name, **opt_params))
-    with _common.Stopwatch(be) as sw:
-        loss = _common.train_side_by_side(
-            be, runs, x_train, t_train, iterations=cfg["iterations"],
-            batch_size=cfg["batch_size"], seed=seed, dtype=cfg["dtype"],
-            desc=NAME, enabled=progress,
-        )
-    test_acc = {k: _common.accuracy(be, net, x_test, t_test, cfg["dtype"])
-                for k, (net, _) in runs.items()}
-    tail = max(1, len(next(iter(loss.values()))) // 10)
-    final = {k: float(np.mean(v[-tail:])) for k, v in loss.items()}
-    return _common.result_dict(
-        NAME, be, seed, quick, cfg,
-        n_train=len(x_train), n_test=len(x_test),
-        loss=loss, final_loss=final, test_acc=test_acc,
-        timings={"train_s": sw.seconds,
-                 "per_iteration_ms": 1e3 * sw.seconds / max(1, cfg["iterations"])},
-    )
+    data = (x_train, t_train, x_test, t_test)
+    return _common.compare_runs(NAME, be, seed, quick, cfg, runs, data, progress)
 
 
 def plot(result: dict, path) -> None:
     """Smoothed training loss per iteration for each optimizer (book: ylim 0..1)."""
-    fig = _common.new_figure((8, 5.5))
-    ax = fig.subplots()
-    n_iter = len(next(iter(result["loss"].values())))
-    every = max(1, n_iter // 20)
-    for name, curve in result["loss"].items():
-        x = np.arange(len(curve))
-        acc = result["test_acc"][name]
-        ax.plot(x, _common.smooth_curve(curve), marker=MARKERS.get(name, "."), markevery=every,
-                label=f"{name} (test acc {acc:.3f})")
-    ax.set_xlabel("iterations")
-    ax.set_ylabel("loss")
-    ax.set_ylim(0, 1)
-    ax.grid(True, alpha=0.3)
-    ax.legend()
-    hidden = "-".join(str(h) for h in result["config"]["hidden"])
-    ax.set_title(f"{TITLE}\n784-{hidden}-10, {result['n_train']} training digits, "
-                 f"loss smoothed (Kaiser window 11)", fontsize=10)
-    fig.suptitle(_common.subtitle(result), fontsize=8)
-    fig.savefig(path, dpi=90)
+    _common.plot_loss_curves(result, path, title=TITLE, ymax=1, markers=MARKERS)
 
