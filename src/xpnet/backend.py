@@ -636,11 +636,7 @@ class NumpyKernels(Kernels):
             s -= v_
             s *= b2c
             v_ += s
-            np.sqrt(v_, out=s)  # p -= lr_t * m / (sqrt(v) + eps)
-            s += eps
-            np.divide(m_, s, out=s)
-            s *= lr_t
-            p_ -= s
+            _rms_step(p_, m_, v_, s, lr_t, eps)  # p -= lr_t * m / (sqrt(v) + eps)
 
     def rmsprop(self, p, g, h, lr, decay_rate, eps):  # noqa: ANN001, ANN201
         c = p.dtype.type
@@ -650,11 +646,7 @@ class NumpyKernels(Kernels):
             np.multiply(g_, g_, out=s)
             s *= dc
             h_ += s
-            np.sqrt(h_, out=s)  # p -= lr * g / (sqrt(h) + eps)
-            s += eps
-            np.divide(g_, s, out=s)
-            s *= lr
-            p_ -= s
+            _rms_step(p_, g_, h_, s, lr, eps)  # p -= lr * g / (sqrt(h) + eps)
 
     def adagrad(self, p, g, h, lr, eps):  # noqa: ANN001, ANN201
         c = p.dtype.type
@@ -662,11 +654,7 @@ class NumpyKernels(Kernels):
         for p_, g_, h_, s in self._blocks(p, g, h):
             np.multiply(g_, g_, out=s)  # h += g * g
             h_ += s
-            np.sqrt(h_, out=s)  # p -= lr * g / (sqrt(h) + eps)
-            s += eps
-            np.divide(g_, s, out=s)
-            s *= lr
-            p_ -= s
+            _rms_step(p_, g_, h_, s, lr, eps)  # p -= lr * g / (sqrt(h) + eps)
 
     def momentum(self, p, g, v, lr, momentum):  # noqa: ANN001, ANN201
         c = p.dtype.type
@@ -676,6 +664,15 @@ class NumpyKernels(Kernels):
             np.multiply(g_, lr, out=s)
             v_ -= s
             p_ += v_  # p += v
+
+
+def _rms_step(p, num, sq, s, lr, eps):  # noqa: ANN001, ANN202
+    """``p -= lr * num / (sqrt(sq) + eps)`` in place, through the scratch block ``s``."""
+    np.sqrt(sq, out=s)
+    s += eps
+    np.divide(num, s, out=s)
+    s *= lr
+    p -= s
 
 
 class TorchKernels(Kernels):
