@@ -172,6 +172,18 @@ class Backend:
         # array_api_strict: goes through the buffer protocol
         return xp.asarray(host, dtype=dt, device=self.device, copy=copy)
 
+    def labels(self, t: Any, float_dtype: Any) -> Any:
+        """Class labels to this device: integers (any int type, lists) as int64, one-hot rows
+        (floats) in ``float_dtype``."""
+        if not self.is_array(t):
+            t = np.asarray(t)
+            if t.dtype.kind in "fc":
+                return self.asarray(t, dtype=float_dtype)
+            return self.asarray(t.astype(np.int64, copy=False))
+        if self.xp.isdtype(t.dtype, "real floating"):
+            return self.asarray(t, dtype=float_dtype)
+        return self.asarray(t)
+
     def to_numpy(self, x: Any) -> np.ndarray:
         """Copy an array of this backend (or anything array-like) to a host NumPy array."""
         if isinstance(x, np.ndarray):

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["INIT_NAMES", "draw_weights", "init_std"]
+__all__ = ["INIT_NAMES", "draw_network_params", "draw_weights", "init_std"]
 
 #: Names accepted for ``weight_init_std`` besides a positive float.
 INIT_NAMES = ("relu", "he", "sigmoid", "xavier")
@@ -77,3 +77,27 @@ def draw_weights(sizes: list[int], weight_init_std: Any, seed: Any = None,
         w = (std * rng.standard_normal((fan_in, fan_out))).astype(dtype)
         out.append((w, np.zeros(fan_out, dtype=dtype)))
     return out
+
+
+def draw_network_params(sizes: list[int], weight_init_std: Any, seed: Any = None, *,
+                        batchnorm: bool = False, float64: bool = False
+                        ) -> tuple[np.ndarray, dict[str, tuple[int, ...]], int | None]:
+    """Host parameters of a book network, packed into one flat array.
+
+    Returns ``(flat, shapes, dropout_seed)``: ``flat`` holds ``W1, b1, W2, b2, ...`` and then
+    ``gamma1, beta1, ...`` (ones and zeros) when ``batchnorm``, in the order of ``shapes``;
+    ``dropout_seed`` is drawn from the same stream (None without a seed) so that dropout masks
+    are reproducible too.
+    """
+    dtype = np.float64 if float64 else np.float32
+    rng = np.random.default_rng(seed)
+    arrays: dict[str, np.ndarray] = {}
+    for i, (w, b) in enumerate(draw_weights(sizes, weight_init_std, rng, dtype), 1):
+        arrays[f"W{i}"], arrays[f"b{i}"] = w, b
+    if batchnorm:
+        for i in range(1, len(sizes) - 1):
+            arrays[f"gamma{i}"] = np.ones(sizes[i], dtype)
+            arrays[f"beta{i}"] = np.zeros(sizes[i], dtype)
+    flat = np.concatenate([a.reshape(-1) for a in arrays.values()])
+    dropout_seed = None if seed is None else int(rng.integers(2**31))
+    return flat, {k: a.shape for k, a in arrays.items()}, dropout_seed

@@ -19,12 +19,12 @@ Examples
 
 from __future__ import annotations
 
+import itertools
+import operator
 from typing import Any
 
-import numpy as np
-
 from xpnet.backend import Backend, get_backend
-from xpnet.init import draw_weights
+from xpnet.init import draw_network_params
 from xpnet.layers import (
     Affine,
     BatchNormalization,
@@ -45,12 +45,16 @@ ACTIVATIONS: dict[str, type] = {"relu": Relu, "sigmoid": Sigmoid, "tanh": Tanh}
 def _check_sizes(input_size: Any, hidden_size_list: Any, output_size: Any) -> list[int]:
     sizes = [input_size, *list(hidden_size_list), output_size]
     for s in sizes:
-        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s <= 0:
+        try:
+            ok = not isinstance(s, bool) and operator.index(s) > 0
+        except TypeError:
+            ok = False
+        if not ok:
             raise ValueError(
                 f"layer sizes must be positive integers, got input_size={input_size!r}, "
                 f"hidden_size_list={hidden_size_list!r}, output_size={output_size!r}"
             )
-    return [int(s) for s in sizes]
+    return [operator.index(s) for s in sizes]
 
 
 class MultiLayerNetExtend:
@@ -129,20 +133,15 @@ class MultiLayerNetExtend:
         self.use_batchnorm = bool(use_batchnorm)
         self.seed = seed
 
-        host_dtype = np.float64 if self.dtype == self.xp.float64 else np.float32
-        rng = np.random.default_rng(seed)
         be = self.backend
-        host: dict[str, np.ndarray] = {}
-        for i, (w, b) in enumerate(draw_weights(sizes, weight_init_std, rng, host_dtype), 1):
-            host[f"W{i}"], host[f"b{i}"] = w, b
-        if self.use_batchnorm:
-            for i in range(1, self.hidden_layer_num + 1):
-                host[f"gamma{i}"] = np.ones(sizes[i], host_dtype)
-                host[f"beta{i}"] = np.zeros(sizes[i], host_dtype)
-        self.params, self._grads = self._allocate(host)
+        # drawn on the host from one seed (identical on every backend), then copied once;
+        # dropout masks get their own seed, derived from the same stream
+        flat_host, shapes, dropout_seed = draw_network_params(
+            sizes, weight_init_std, seed, batchnorm=self.use_batchnorm,
+            float64=self.dtype == self.xp.float64,
+        )
+        self.params, self._grads = self._allocate(flat_host, shapes)
 
-        # Dropout masks get their own seed stream, derived from the weight seed.
-        dropout_seed = None if seed is None else int(rng.integers(2**31))
         self.layers: dict[str, Any] = {}
         for i in range(1, self.hidden_layer_num + 1):
             self.layers[f"Affine{i}"] = Affine(self.params[f"W{i}"], self.params[f"b{i}"])
@@ -172,15 +171,17 @@ class MultiLayerNetExtend:
         #: the loss of the last ``gradient`` call, a 0-d array on the device
         self.last_loss = None
 
-    def _allocate(self, host: dict[str, np.ndarray]) -> tuple[dict[str, Any], Any]:
+    def _allocate(self, flat_host: Any, shapes: dict[str, tuple[int, ...]]
+                  ) -> tuple[dict[str, Any], Any]:
         """Parameters on the device as views of one flat buffer, and a gradient buffer of the
         same layout (see :mod:`xpnet.params`); separate arrays where views don't alias."""
         be, xp = self.backend, self.xp
-        layout = Layout({k: v.shape for k, v in host.items()})
-        flat_host = np.concatenate([v.reshape(-1) for v in host.values()])
-        params = flat_views(xp, be.asarray(flat_host, dtype=self.dtype), layout)
+        layout = Layout(shapes)
+        flat = be.asarray(flat_host, dtype=self.dtype)
+        params = flat_views(xp, flat, layout)
         if params is None:
-            return {k: be.asarray(v, dtype=self.dtype) for k, v in host.items()}, None
+            views = layout.views(xp, flat)
+            return {k: xp.asarray(v, copy=True) for k, v in views.items()}, None
         grads = flat_views(xp, xp.zeros_like(params.flat), layout)
         return params, grads
 
@@ -192,15 +193,7 @@ class MultiLayerNetExtend:
     def _t(self, t: Any) -> Any:
         """Labels to the device: integer labels keep an integer dtype, one-hot rows the
         network's dtype."""
-        be = self.backend
-        if not be.is_array(t):
-            t = np.asarray(t)
-            if t.dtype.kind in "fc":
-                return be.asarray(t, dtype=self.dtype)
-            return be.asarray(t.astype(np.int64, copy=False))
-        if self.xp.isdtype(t.dtype, "real floating"):
-            return be.asarray(t, dtype=self.dtype)
-        return be.asarray(t)
+        return self.backend.labels(t, self.dtype)
 
     # -- the book's API ---------------------------------------------------------------------
 
@@ -348,17 +341,17 @@ class MultiLayerNetExtend:
 
         grads = {}
         for key, p in self.params.items():
-            host = be.to_numpy(p).astype(np.float64)
-            g = np.zeros_like(host)
-            for idx in np.ndindex(host.shape):
+            host = be.to_numpy(p)  # exact original values to restore
+            g = []
+            for idx in itertools.product(*(range(n) for n in p.shape)):
                 orig = float(host[idx])
                 p[idx] = orig + h
                 fxh1 = f()
                 p[idx] = orig - h
                 fxh2 = f()
                 p[idx] = orig
-                g[idx] = (fxh1 - fxh2) / (2 * h)
-            grads[key] = be.asarray(g, dtype=self.dtype)
+                g.append((fxh1 - fxh2) / (2 * h))
+            grads[key] = self.xp.reshape(be.asarray(g, dtype=self.dtype), p.shape)
         return grads
 
     def __repr__(self) -> str:

@@ -1,0 +1,18 @@
+"""The examples in the core modules' docstrings run and print what they say."""
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = ["xpnet.backend", "xpnet.functions", "xpnet.init", "xpnet.nets", "xpnet.optim",
+           "xpnet.params"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
+    if name != "xpnet.params":
+        assert result.attempted > 0
