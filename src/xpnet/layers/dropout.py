@@ -45,7 +45,7 @@ class Dropout(Layer):
         if not train_flg:
             return x * (1.0 - self.dropout_ratio)
         be = self._backend_for(x)
-        if self._rng is None or self._rng.backend != be:
+        if self._rng is None or (self._rng.backend is not be and self._rng.backend != be):
             self._rng = be.random(self.seed)
         # The book's ``np.random.rand(*x.shape) > dropout_ratio``, as 1.0/0.0 in x's dtype.
         self.mask = self._rng.bernoulli_mask(x.shape, keep=1.0 - self.dropout_ratio,
