@@ -16,12 +16,12 @@ with Xavier they stay well scaled.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
 from xpnet.experiments import _common
+from xpnet.init import init_std
 
 NAME = "activation_histograms"
 TITLE = "Activation distributions per layer"
@@ -49,11 +49,8 @@ INIT_LABELS = {"1": "std=1", "0.01": "std=0.01", "0.05": "std=0.05",
 
 
 def _std(init: str, fan_in: int) -> float:
-    if init == "xavier":
-        return math.sqrt(1.0 / fan_in)
-    if init == "he":
-        return math.sqrt(2.0 / fan_in)
-    return float(init)
+    """'xavier', 'he' or a number given as a string (the config keys) -> the weight std."""
+    return init_std(init if init in ("xavier", "he") else float(init), fan_in)
 
 
 def _activation(name: str):
