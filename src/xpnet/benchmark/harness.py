@@ -176,6 +176,17 @@ def _host_batches(cfg: Config, n_pool: int, seed: int = 0) -> list[tuple[np.ndar
     ]
 
 
+def _book_loop_step(net, opt, batches):  # noqa: ANN001, ANN202
+    """One training step of the book's loop over the cycled ``batches``."""
+    nxt = _cycle(batches)
+
+    def step():
+        x, t = nxt()
+        opt.update(net.params, net.gradient(x, t))
+
+    return step
+
+
 def _cycle(items):
     state = {"i": 0}
 
@@ -252,15 +263,7 @@ def xpnet_candidate(cfg: Config, be, dtype: str, host) -> Candidate:
         c.step = lambda: net.predict(x, train_flg=False)
         return c
     batches = [(be.asarray(x, dtype=dtype), be.asarray(t)) for x, t in host]
-    nxt = _cycle(batches)
-    opt = xpnet.Adam(lr=0.001)
-
-    def step():
-        x, t = nxt()
-        grads = net.gradient(x, t)
-        opt.update(net.params, grads)
-
-    c.step = step
+    c.step = _book_loop_step(net, xpnet.Adam(lr=0.001), batches)
     return c
 
 
@@ -446,15 +449,8 @@ def book_candidate(cfg: Config, host) -> Candidate:
         x = np.array(host[0][0], dtype=np.float64)
         c.step = lambda: net.predict(x, train_flg=False)
         return c
-    nxt = _cycle([(np.array(x, np.float64), np.array(t)) for x, t in host])
-    opt = book.Adam(lr=0.001)
-
-    def step():
-        x, t = nxt()
-        grads = net.gradient(x, t)
-        opt.update(net.params, grads)
-
-    c.step = step
+    batches = [(np.array(x, np.float64), np.array(t)) for x, t in host]
+    c.step = _book_loop_step(net, book.Adam(lr=0.001), batches)
     return c
 
 
