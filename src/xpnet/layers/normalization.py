@@ -77,9 +77,7 @@ class BatchNormalization(Layer):
     def _forward(self, x: Any, train_flg: bool) -> Any:
         xp = self._xp
         if self.running_mean is None:
-            d = x.shape[1]
-            self.running_mean = xp.zeros((d,), dtype=x.dtype, device=_device(x))
-            self.running_var = xp.zeros((d,), dtype=x.dtype, device=_device(x))
+            self._init_running_stats(x)
         if train_flg:
             inv_n = 1.0 / x.shape[0]
             mu = xp.sum(x, axis=0) * inv_n  # (xp.mean is slower on NumPy)
@@ -100,6 +98,12 @@ class BatchNormalization(Layer):
         out += self.beta
         return out
 
+    def _init_running_stats(self, x: Any) -> None:
+        """Zero running statistics of ``x``'s width, dtype and device (the book's start)."""
+        d = x.shape[1]
+        self.running_mean = self._xp.zeros((d,), dtype=x.dtype, device=_device(x))
+        self.running_var = self._xp.zeros((d,), dtype=x.dtype, device=_device(x))
+
     def forward_inplace(self, x: Any, scale: float = 1.0) -> Any:
         """Inference only: ``scale * (gamma * (x - mean) / sqrt(var + eps) + beta)`` with the
         running statistics, computed in place as ``x * a + c`` (``a``, ``c`` per feature)."""
@@ -107,9 +111,7 @@ class BatchNormalization(Layer):
         shape = tuple(x.shape)
         z = xp.reshape(x, (shape[0], -1)) if x.ndim != 2 else x
         if self.running_mean is None:
-            d = z.shape[1]
-            self.running_mean = xp.zeros((d,), dtype=z.dtype, device=_device(z))
-            self.running_var = xp.zeros((d,), dtype=z.dtype, device=_device(z))
+            self._init_running_stats(z)
         a = self.gamma / xp.sqrt(self.running_var + self.eps)
         c = self.beta - self.running_mean * a
         if scale != 1.0:
