@@ -175,7 +175,8 @@ def test_gradient_buffer_matches_fresh_arrays(backend):
 
 def test_portable_kernels_are_all_none():
     k = Kernels()
-    for name in ("matmul_into", "adam", "rmsprop", "adagrad", "momentum"):
+    for name in ("matmul_into", "adam", "rmsprop", "adagrad", "momentum", "relu_", "relu_backward",
+                 "col_dot"):
         assert getattr(k, name) is None
     assert kernels_for("array_api_strict").adam is None
 
@@ -226,6 +227,38 @@ def test_numpy_relu_backward_kernel_equals_where_bit_for_bit(dtype):
     # a non-contiguous dout (a transposed view) works too
     got_t = NumpyKernels().relu_backward(dout.T, mask.T)
     np.testing.assert_array_equal(got_t, np.where(mask.T, dout.T, dtype(0)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 1), (100, 100), (517, 33), (3, 1030)])
+def test_numpy_col_dot_equals_vecdot(dtype, shape):
+    rng = np.random.default_rng(4)
+    a, b = (rng.standard_normal(shape).astype(dtype) for _ in range(2))
+    got = NumpyKernels.col_dot(a, b)
+    assert got.dtype == dtype and got.shape == shape[1:]
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got, np.vecdot(a, b, axis=0), rtol=rtol, atol=rtol * shape[0])
+    np.testing.assert_allclose(NumpyKernels.col_dot(a.T.copy().T, b[::1]), got, rtol=rtol)
+
+
+def test_batchnorm_with_and_without_kernels_agree():
+    """The numpy fast path of BatchNormalization against its portable path, both directions."""
+    from xpnet.layers import BatchNormalization
+
+    rng = np.random.default_rng(5)
+    x, d = rng.standard_normal((64, 40)), rng.standard_normal((64, 40))
+    out, dx = [], []
+    for fast in (True, False):
+        bn = BatchNormalization(rng.standard_normal(40) * 0 + 1.5, np.full(40, 0.25))
+        if not fast:
+            bn._col_dot = bn._portable_col_dot
+        out.append(bn.forward(x.copy()))
+        dx.append(bn.backward(d))
+        out.append(bn.running_var)
+        dx.append(bn.dgamma)
+    for i in (0, 1):
+        np.testing.assert_allclose(out[i], out[i + 2], rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(dx[i], dx[i + 2], rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("keep", [1.0, 0.8, 0.5, 0.01])

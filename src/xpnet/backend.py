@@ -574,6 +574,8 @@ class Kernels:
     relu_ = None
     #: ``relu_backward(dout, mask)``: ``where(mask, dout, 0)`` for a boolean ``mask``
     relu_backward = None
+    #: ``col_dot(a, b)``: ``sum(a * b, axis=0)`` of two 2-D arrays of the same shape
+    col_dot = None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
@@ -624,6 +626,12 @@ class NumpyKernels(Kernels):
     @staticmethod
     def relu_(x: np.ndarray) -> np.ndarray:
         return np.maximum(x, 0, out=x)
+
+    @staticmethod
+    def col_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        # ``np.vecdot(a, b, axis=0)`` walks the rows with a stride: 5.7 ms at 512x1024 float32
+        # against 0.11 ms for this einsum (and no faster at 100x100).
+        return np.einsum("ij,ij->j", a, b)
 
     _SAME_WIDTH_INT = {np.dtype(np.float32): np.int32, np.dtype(np.float64): np.int64}
 

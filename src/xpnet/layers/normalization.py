@@ -7,6 +7,7 @@ from typing import Any
 from array_api_compat import array_namespace
 from array_api_compat import device as _device
 
+from xpnet.backend import backend_of
 from xpnet.layers.base import Layer
 
 #: The book's ``10e-7``.
@@ -53,6 +54,7 @@ class BatchNormalization(Layer):
         self.eps = float(eps)
         self._xp = array_namespace(gamma, beta)
         self._xp_type = type(gamma)
+        self._col_dot = backend_of(gamma).kernels.col_dot or self._portable_col_dot
         self.input_shape: tuple[int, ...] | None = None
         self.running_mean = running_mean
         self.running_var = running_var
@@ -65,6 +67,10 @@ class BatchNormalization(Layer):
 
     def _ns(self, x: Any) -> Any:
         return self._xp
+
+    def _portable_col_dot(self, a: Any, b: Any) -> Any:
+        """``sum(a * b, axis=0)`` without the temporary."""
+        return self._xp.vecdot(a, b, axis=-2)
 
     def forward(self, x: Any, train_flg: bool = True) -> Any:
         xp = self._xp
@@ -82,7 +88,7 @@ class BatchNormalization(Layer):
             inv_n = 1.0 / x.shape[0]
             mu = xp.sum(x, axis=0) * inv_n  # (xp.mean is slower on NumPy)
             xc = x - mu
-            var = xp.vecdot(xc, xc, axis=-2) * inv_n  # sum(xc * xc) without the temporary
+            var = self._col_dot(xc, xc) * inv_n
             std = xp.sqrt(var + self.eps)
             xc *= 1.0 / std  # xc becomes xn, in place: one temporary fewer
             xn = xc
@@ -135,7 +141,7 @@ class BatchNormalization(Layer):
         xp = self._xp
         xn = self.xn
         self.dbeta = xp.sum(dout, axis=0)
-        self.dgamma = xp.vecdot(xn, dout, axis=-2)  # sum(xn * dout, axis=0)
+        self.dgamma = self._col_dot(xn, dout)
         k = self.gamma / self.std
         a = k * (1.0 / self.batch_size)
         dx = dout * k
