@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+import xpnet
 from xpnet.benchmark import book, harness, main
 
 
@@ -76,10 +77,14 @@ def test_quick_run_chart_or_reason(quick_run):
 
 def test_thread_limit_restores():
     before = harness.blas_threads()
-    with harness.thread_limit(1):
+    xpnet_before = xpnet.get_num_threads()
+    with harness.thread_limit(1) as limit:
         if before is not None:
             assert harness.blas_threads() == 1
+        assert xpnet.get_num_threads() == 1
+        assert limit.applied["xpnet"] == 1
     assert harness.blas_threads() == before
+    assert xpnet.get_num_threads() == xpnet_before
 
 
 def test_bad_usage_exits_2(tmp_path, capsys):

@@ -24,10 +24,13 @@ OPTIMIZERS = {
 }
 
 
-def _run(be, name, *, fused, flat, steps=15, seed=0, kernels=None):
-    """Apply ``steps`` updates with fixed random gradients; return host copies of params."""
+def _run(be, name, *, fused, flat, steps=15, seed=0, kernels=None, size=None):
+    """Apply ``steps`` updates with fixed random gradients; return host copies of params.
+    ``size`` adds a parameter ``big`` of that many elements."""
     rng = np.random.default_rng(seed)
     shapes = {"W1": (7, 5), "b1": (5,), "W2": (5, 3), "b2": (3,)}
+    if size:
+        shapes["big"] = (size,)
     layout = Layout(shapes)
     xp = be.xp
     host = rng.standard_normal(layout.size)
@@ -227,6 +230,48 @@ def test_numpy_relu_backward_kernel_equals_where_bit_for_bit(dtype):
     # a non-contiguous dout (a transposed view) works too
     got_t = NumpyKernels().relu_backward(dout.T, mask.T)
     np.testing.assert_array_equal(got_t, np.where(mask.T, dout.T, dtype(0)))
+
+
+@pytest.mark.parametrize("name", ["Adam", "RMSprop", "AdaGrad", "Momentum"])
+@pytest.mark.parametrize("threads", [2, 3])
+def test_threaded_numpy_kernels_equal_one_thread_bit_for_bit(name, threads, monkeypatch):
+    """Large buffers are split across threads; every element must get the same arithmetic."""
+    import xpnet.backend as B
+
+    monkeypatch.setattr(NumpyKernels, "min_per_thread", 1000)
+    monkeypatch.setattr(NumpyKernels, "block", 256)  # several blocks per part, a ragged last one
+    old = B.set_num_threads(1)
+    try:
+        one, _ = _run(xpnet.get_backend("numpy"), name, fused=True, flat=True,
+                      kernels=NumpyKernels(), size=5003)
+        B.set_num_threads(threads)
+        many, _ = _run(xpnet.get_backend("numpy"), name, fused=True, flat=True,
+                       kernels=NumpyKernels(), size=5003)
+    finally:
+        B.set_num_threads(old)
+    for k in one:
+        np.testing.assert_array_equal(many[k], one[k], err_msg=k)
+
+
+def test_num_threads_setting(monkeypatch):
+    import xpnet.backend as B
+
+    old = B.get_num_threads()
+    assert old >= 1
+    assert B.set_num_threads(3) == old
+    assert B.get_num_threads() == 3
+    B.set_num_threads(old)
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="positive integer"):
+            B.set_num_threads(bad)
+    monkeypatch.setattr(B, "_num_threads", None)
+    monkeypatch.setenv("XPNET_NUM_THREADS", "5")
+    assert B.get_num_threads() == 5
+    monkeypatch.setattr(B, "_num_threads", None)
+    monkeypatch.setenv("XPNET_NUM_THREADS", "many")
+    with pytest.raises(ValueError, match="XPNET_NUM_THREADS"):
+        B.get_num_threads()
+    monkeypatch.setattr(B, "_num_threads", old)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -9,7 +9,14 @@ reference namespace ``array_api_strict``.  Switch with ``backend=``::
 """
 
 from xpnet import functions, init, layers
-from xpnet.backend import Backend, BackendUnavailableError, available_backends, get_backend
+from xpnet.backend import (
+    Backend,
+    BackendUnavailableError,
+    available_backends,
+    get_backend,
+    get_num_threads,
+    set_num_threads,
+)
 from xpnet.nets import MultiLayerNet, MultiLayerNetExtend
 from xpnet.optim import SGD, AdaGrad, Adam, Momentum, Nesterov, Optimizer, RMSprop, get_optimizer
 from xpnet.trainer import Trainer
@@ -32,7 +39,9 @@ __all__ = [
     "available_backends",
     "functions",
     "get_backend",
+    "get_num_threads",
     "get_optimizer",
     "init",
     "layers",
+    "set_num_threads",
 ]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
 from types import ModuleType
 from typing import Any
 
@@ -35,6 +36,8 @@ __all__ = [
     "backend_of",
     "kernels_for",
     "Kernels",
+    "get_num_threads",
+    "set_num_threads",
 ]
 
 #: The backend names xpnet knows, in the order they are tried by :func:`available_backends`.
@@ -582,42 +585,68 @@ class Kernels:
 
 
 class NumpyKernels(Kernels):
-    """In-place ufuncs with ``out=`` into one scratch buffer, blocked so that each optimizer
-    update streams through memory once.
+    """In-place ufuncs with ``out=`` into scratch buffers, blocked so that each optimizer
+    update streams through memory once, and split across threads on large buffers.
 
     An unblocked in-place update still makes about a dozen passes over every state array; on a
     few million parameters that is memory-bound.  Working through blocks of ``block`` elements
     (about a MiB for all arrays together, so they stay in cache) makes the same
     dozen ufunc calls per block but reads and writes each array from main memory once.
     (numexpr was tried for this and was slower than blocked ufuncs here.)
+
+    NumPy's ufuncs run on one core while its BLAS uses them all.  Buffers of at least
+    ``2 * min_per_thread`` elements are cut into contiguous parts, one per thread of
+    :func:`get_num_threads` (ufuncs release the GIL); each element is still updated by the
+    same arithmetic, so the result does not depend on the number of threads.
     """
 
     name = "numpy"
-    #: elements per block (measured on a 2-core EPYC: 64 Ki beat 4 Ki, 16 Ki and unblocked)
-    block = 65536
+    #: elements per block (measured on a 2-core EPYC over 2.9 M float32 parameters: 64-128 Ki
+    #: beat 4-32 Ki and unblocked on one thread; 128-256 Ki were best on two, where smaller
+    #: blocks lose to the GIL taken around every ufunc call)
+    block = 131072
+    #: fewest elements worth handing to another thread
+    min_per_thread = 262144
 
     def __init__(self) -> None:
         self._scratch: dict[tuple, np.ndarray] = {}
 
-    def _tmp(self, n: int, dtype: np.dtype) -> np.ndarray:
-        key = (n, np.dtype(dtype).str)
+    def _tmp(self, n: int, dtype: np.dtype, worker: int = 0) -> np.ndarray:
+        key = (n, np.dtype(dtype).str, worker)
         buf = self._scratch.get(key)
         if buf is None:
-            if len(self._scratch) > 8:
+            if len(self._scratch) > 16:
                 self._scratch.clear()
             buf = self._scratch[key] = np.empty(n, dtype)
         return buf
 
-    def _blocks(self, *arrays: np.ndarray):  # noqa: ANN202
-        """Yield (block views of ``arrays``..., scratch) over the flattened arrays."""
+    def _each_block(self, body, *arrays: np.ndarray) -> None:  # noqa: ANN001
+        """Call ``body(block views of arrays..., scratch)`` over the flattened ``arrays``,
+        in parallel parts when they are large (see the class docstring)."""
         flat = [a.reshape(-1) for a in arrays]
         n = flat[0].size
+        parts = min(get_num_threads(), n // self.min_per_thread)
+        if parts <= 1:
+            self._run_part(body, flat, 0, n, 0)
+            return
+        bounds = [n * i // parts for i in range(parts + 1)]
+        pool = _thread_pool(parts - 1)
+        futures = [pool.submit(self._run_part, body, flat, bounds[i], bounds[i + 1], i)
+                   for i in range(1, parts)]
+        try:
+            self._run_part(body, flat, bounds[0], bounds[1], 0)
+        finally:
+            for f in futures:
+                f.result()
+
+    def _run_part(self, body, flat, start, stop, worker):  # noqa: ANN001, ANN202
+        n = stop - start
         # small buffers stay in cache anyway: one block saves the per-block calls
         step = (n if n <= 4 * self.block else self.block) or 1
-        s = self._tmp(step, flat[0].dtype)
-        for a in range(0, n, step):
-            b = min(a + step, n)
-            yield (*(f[a:b] for f in flat), s[: b - a])
+        s = self._tmp(step, flat[0].dtype, worker)
+        for a in range(start, stop, step):
+            b = min(a + step, stop)
+            body(*(f[a:b] for f in flat), s[: b - a])
 
     @staticmethod
     def matmul_into(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -648,7 +677,8 @@ class NumpyKernels(Kernels):
     def adam(self, p, g, m, v, lr_t, beta1, beta2, eps):  # noqa: ANN001, ANN201
         c = p.dtype.type
         b1c, b2c, eps, lr_t = c(1.0 - beta1), c(1.0 - beta2), c(eps), c(lr_t)
-        for p_, g_, m_, v_, s in self._blocks(p, g, m, v):
+
+        def body(p_, g_, m_, v_, s):  # noqa: ANN001, ANN202
             np.subtract(g_, m_, out=s)  # m += (1 - beta1) * (g - m)
             s *= b1c
             m_ += s
@@ -658,32 +688,43 @@ class NumpyKernels(Kernels):
             v_ += s
             _rms_step(p_, m_, v_, s, lr_t, eps)  # p -= lr_t * m / (sqrt(v) + eps)
 
+        self._each_block(body, p, g, m, v)
+
     def rmsprop(self, p, g, h, lr, decay_rate, eps):  # noqa: ANN001, ANN201
         c = p.dtype.type
         d, dc, lr, eps = c(decay_rate), c(1.0 - decay_rate), c(lr), c(eps)
-        for p_, g_, h_, s in self._blocks(p, g, h):
+
+        def body(p_, g_, h_, s):  # noqa: ANN001, ANN202
             h_ *= d  # h = decay * h + (1 - decay) * g * g
             np.multiply(g_, g_, out=s)
             s *= dc
             h_ += s
             _rms_step(p_, g_, h_, s, lr, eps)  # p -= lr * g / (sqrt(h) + eps)
 
+        self._each_block(body, p, g, h)
+
     def adagrad(self, p, g, h, lr, eps):  # noqa: ANN001, ANN201
         c = p.dtype.type
         lr, eps = c(lr), c(eps)
-        for p_, g_, h_, s in self._blocks(p, g, h):
+
+        def body(p_, g_, h_, s):  # noqa: ANN001, ANN202
             np.multiply(g_, g_, out=s)  # h += g * g
             h_ += s
             _rms_step(p_, g_, h_, s, lr, eps)  # p -= lr * g / (sqrt(h) + eps)
 
+        self._each_block(body, p, g, h)
+
     def momentum(self, p, g, v, lr, momentum):  # noqa: ANN001, ANN201
         c = p.dtype.type
         lr, mom = c(lr), c(momentum)
-        for p_, g_, v_, s in self._blocks(p, g, v):
+
+        def body(p_, g_, v_, s):  # noqa: ANN001, ANN202
             v_ *= mom  # v = momentum * v - lr * g
             np.multiply(g_, lr, out=s)
             v_ -= s
             p_ += v_  # p += v
+
+        self._each_block(body, p, g, v)
 
 
 def _rms_step(p, num, sq, s, lr, eps):  # noqa: ANN001, ANN202
@@ -742,6 +783,58 @@ class CupyKernels(Kernels):
             )
         c = p.dtype.type
         self._adam(g, c(lr_t), c(1.0 - beta1), c(1.0 - beta2), c(eps), p, m, v)
+
+
+_num_threads: int | None = None
+_pool: Any = None
+
+
+def _default_num_threads() -> int:
+    env = os.environ.get("XPNET_NUM_THREADS", "").strip()
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            raise ValueError(f"XPNET_NUM_THREADS must be a positive integer, got {env!r}") from None
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def get_num_threads() -> int:
+    """Threads xpnet's own NumPy kernels may use (the optimizer updates of large buffers).
+
+    The CPUs this process may run on, unless ``XPNET_NUM_THREADS`` or
+    :func:`set_num_threads` says otherwise.  NumPy's BLAS and torch keep their own settings.
+    """
+    global _num_threads
+    if _num_threads is None:
+        _num_threads = _default_num_threads()
+    return _num_threads
+
+
+def set_num_threads(n: int) -> int:
+    """Set the threads of xpnet's own NumPy kernels; returns the previous value."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"the number of threads must be a positive integer, got {n!r}")
+    old = get_num_threads()
+    global _num_threads
+    _num_threads = n
+    return old
+
+
+def _thread_pool(workers: int) -> Any:
+    """A shared pool with at least ``workers`` threads (grown, never shrunk)."""
+    global _pool
+    if _pool is None or _pool._max_workers < workers:
+        from concurrent.futures import ThreadPoolExecutor
+
+        old, _pool = _pool, ThreadPoolExecutor(max_workers=workers,
+                                               thread_name_prefix="xpnet-kernels")
+        if old is not None:
+            old.shutdown(wait=False)
+    return _pool
 
 
 def kernels_for(name: str) -> Kernels:

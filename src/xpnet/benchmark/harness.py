@@ -628,7 +628,8 @@ def blas_threads() -> int | None:
 
 
 class thread_limit:
-    """Set the threads of NumPy's BLAS, numexpr and torch for a ``with`` block, then restore.
+    """Set the threads of NumPy's BLAS, numexpr, torch and xpnet's own NumPy kernels
+    (:func:`xpnet.set_num_threads`) for a ``with`` block, then restore.
 
     NumPy's OpenBLAS is reached through ``threadpoolctl`` when it is installed, else through
     OpenBLAS's own ``openblas_set_num_threads`` (Linux).  ``n=None`` changes nothing.
@@ -659,6 +660,11 @@ class thread_limit:
                 setter(n)
                 self._undo.append(lambda: setter(old))
                 self.applied["numpy_blas"] = f"{int(getter())} (openblas_set_num_threads)"
+        import xpnet.backend
+
+        old_x = xpnet.backend.set_num_threads(n)
+        self._undo.append(lambda: xpnet.backend.set_num_threads(old_x))
+        self.applied["xpnet"] = n
         try:
             import numexpr
 
@@ -688,6 +694,12 @@ class thread_limit:
 # ------------------------------------------------------------------------------------------------
 
 
+def _xpnet_threads() -> int:
+    import xpnet.backend
+
+    return xpnet.backend.get_num_threads()
+
+
 def environment() -> dict[str, Any]:
     """Library versions, BLAS, threads and the CPU: what a reader needs to compare runs."""
     env: dict[str, Any] = {
@@ -698,6 +710,7 @@ def environment() -> dict[str, Any]:
         "cpu_model": _cpu_model(),
         "numpy": np.__version__,
         "numpy_blas_threads": blas_threads(),
+        "xpnet_threads": _xpnet_threads(),
         "load_average_at_start": load_average(),
         "env": {k: v for k, v in os.environ.items()
                 if k.startswith(("OPENBLAS_", "OMP_", "MKL_", "GOTO", "VECLIB", "CUDA_VISIBLE"))},
