@@ -286,6 +286,37 @@ def test_numpy_col_dot_equals_vecdot(dtype, shape):
     np.testing.assert_allclose(NumpyKernels.col_dot(a.T.copy().T, b[::1]), got, rtol=rtol)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_numpy_col_sum_equals_sum(dtype):
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((131, 17)).astype(dtype)
+    np.testing.assert_array_equal(NumpyKernels.col_sum(x), np.sum(x, axis=0))
+    out = np.full(17, np.nan, dtype)
+    assert NumpyKernels.col_sum(x, out=out) is out
+    np.testing.assert_array_equal(out, np.sum(x, axis=0))
+
+
+@pytest.mark.parametrize("db_out", [False, True])
+def test_affine_with_and_without_kernels_agree(db_out):
+    from xpnet.layers import Affine
+
+    rng = np.random.default_rng(8)
+    x, d = rng.standard_normal((9, 2, 3)), rng.standard_normal((9, 4))
+    res = []
+    for fast in (True, False):
+        layer = Affine(rng.standard_normal((6, 4)) * 0 + 0.5, np.zeros(4))
+        if not fast:
+            layer._col_sum = layer._matmul_into = None
+        if db_out:
+            layer.dW_out, layer.db_out = np.zeros((6, 4)), np.zeros(4)
+        res.append([layer.forward(x), layer.backward(d), layer.dW, layer.db])
+        if db_out:
+            assert layer.db is layer.db_out and layer.dW is layer.dW_out
+    for got, want in zip(*res, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(res[0][3], d.sum(axis=0), rtol=1e-13)
+
+
 def test_batchnorm_with_and_without_kernels_agree():
     """The numpy fast path of BatchNormalization against its portable path, both directions."""
     from xpnet.layers import BatchNormalization
@@ -296,7 +327,7 @@ def test_batchnorm_with_and_without_kernels_agree():
     for fast in (True, False):
         bn = BatchNormalization(rng.standard_normal(40) * 0 + 1.5, np.full(40, 0.25))
         if not fast:
-            bn._col_dot = bn._portable_col_dot
+            bn._col_dot, bn._col_sum = bn._portable_col_dot, bn._portable_col_sum
         out.append(bn.forward(x.copy()))
         dx.append(bn.backward(d))
         out.append(bn.running_var)

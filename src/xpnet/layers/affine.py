@@ -43,7 +43,9 @@ class Affine(Layer):
         #: False skips the input gradient (``backward`` returns None): a network sets it on its
         #: first layer, whose input gradient nobody uses -- at 784 inputs the largest GEMM
         self.need_dx = True
-        self._matmul_into = backend_of(W).kernels.matmul_into
+        kernels = backend_of(W).kernels
+        self._matmul_into = kernels.matmul_into
+        self._col_sum = kernels.col_sum
 
     def _ns(self, x: Any) -> Any:
         return self._xp
@@ -60,8 +62,9 @@ class Affine(Layer):
 
     def backward(self, dout: Any) -> Any:
         xp = self._xp
-        dx = dout @ xp.matrix_transpose(self.W) if self.need_dx else None
-        xt = xp.matrix_transpose(self.x)
+        # ``.T`` is the standard's transpose of a 2-D array (cheaper than ``matrix_transpose``)
+        dx = dout @ self.W.T if self.need_dx else None
+        xt = self.x.T
         if self.dW_out is None:
             self.dW = xt @ dout
         elif self._matmul_into is not None:
@@ -69,7 +72,9 @@ class Affine(Layer):
         else:
             self.dW_out[...] = xt @ dout
             self.dW = self.dW_out
-        if self.db_out is None:
+        if self._col_sum is not None:
+            self.db = self._col_sum(dout, out=self.db_out)
+        elif self.db_out is None:
             self.db = xp.sum(dout, axis=0)
         else:
             self.db_out[...] = xp.sum(dout, axis=0)

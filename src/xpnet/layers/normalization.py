@@ -54,7 +54,9 @@ class BatchNormalization(Layer):
         self.eps = float(eps)
         self._xp = array_namespace(gamma, beta)
         self._xp_type = type(gamma)
-        self._col_dot = backend_of(gamma).kernels.col_dot or self._portable_col_dot
+        kernels = backend_of(gamma).kernels
+        self._col_dot = kernels.col_dot or self._portable_col_dot
+        self._col_sum = kernels.col_sum or self._portable_col_sum
         self.input_shape: tuple[int, ...] | None = None
         self.running_mean = running_mean
         self.running_var = running_var
@@ -72,6 +74,9 @@ class BatchNormalization(Layer):
         """``sum(a * b, axis=0)`` without the temporary."""
         return self._xp.vecdot(a, b, axis=-2)
 
+    def _portable_col_sum(self, x: Any) -> Any:
+        return self._xp.sum(x, axis=0)
+
     def forward(self, x: Any, train_flg: bool = True) -> Any:
         xp = self._xp
         self.input_shape = tuple(x.shape)
@@ -86,7 +91,7 @@ class BatchNormalization(Layer):
             self._init_running_stats(x)
         if train_flg:
             inv_n = 1.0 / x.shape[0]
-            mu = xp.sum(x, axis=0) * inv_n  # (xp.mean is slower on NumPy)
+            mu = self._col_sum(x) * inv_n  # (xp.mean is slower on NumPy)
             xc = x - mu
             var = self._col_dot(xc, xc) * inv_n
             std = xp.sqrt(var + self.eps)
@@ -138,9 +143,8 @@ class BatchNormalization(Layer):
         # The book's chain of steps, collapsed to the closed form
         #   dx = k * (dout - sum(dout) / n - xn * sum(xn * dout) / n),   k = gamma / std
         # with the two sums being dbeta and dgamma.
-        xp = self._xp
         xn = self.xn
-        self.dbeta = xp.sum(dout, axis=0)
+        self.dbeta = self._col_sum(dout)
         self.dgamma = self._col_dot(xn, dout)
         k = self.gamma / self.std
         a = k * (1.0 / self.batch_size)
