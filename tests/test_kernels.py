@@ -317,24 +317,28 @@ def test_affine_with_and_without_kernels_agree(db_out):
     np.testing.assert_allclose(res[0][3], d.sum(axis=0), rtol=1e-13)
 
 
-def test_batchnorm_with_and_without_kernels_agree():
-    """The numpy fast path of BatchNormalization against its portable path, both directions."""
+@pytest.mark.parametrize("grad_out", [False, True])
+def test_batchnorm_with_and_without_kernels_agree(grad_out):
+    """The numpy fast path of BatchNormalization against its portable path, both directions,
+    with and without preallocated gradient outputs."""
     from xpnet.layers import BatchNormalization
 
     rng = np.random.default_rng(5)
     x, d = rng.standard_normal((64, 40)), rng.standard_normal((64, 40))
-    out, dx = [], []
+    res = []
     for fast in (True, False):
-        bn = BatchNormalization(rng.standard_normal(40) * 0 + 1.5, np.full(40, 0.25))
+        bn = BatchNormalization(np.full(40, 1.5), np.full(40, 0.25))
         if not fast:
             bn._col_dot, bn._col_sum = bn._portable_col_dot, bn._portable_col_sum
-        out.append(bn.forward(x.copy()))
-        dx.append(bn.backward(d))
-        out.append(bn.running_var)
-        dx.append(bn.dgamma)
-    for i in (0, 1):
-        np.testing.assert_allclose(out[i], out[i + 2], rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(dx[i], dx[i + 2], rtol=1e-12, atol=1e-12)
+        if grad_out:
+            bn.dgamma_out, bn.dbeta_out = np.full(40, np.nan), np.full(40, np.nan)
+        res.append([bn.forward(x.copy()), bn.backward(d), bn.running_var, bn.dgamma, bn.dbeta,
+                    bn.forward(x, train_flg=False)])
+        if grad_out:
+            assert bn.dgamma is bn.dgamma_out and bn.dbeta is bn.dbeta_out
+    for got, want in zip(*res, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(res[0][4], d.sum(axis=0), rtol=1e-12)
 
 
 @pytest.mark.parametrize("keep", [1.0, 0.8, 0.5, 0.01])

@@ -168,6 +168,10 @@ class MultiLayerNetExtend:
             for i in range(1, last + 1):
                 aff = self.layers[f"Affine{i}"]
                 aff.dW_out, aff.db_out = self._grads[f"W{i}"], self._grads[f"b{i}"]
+                if self.use_batchnorm and i != last:
+                    bn = self.layers[f"BatchNorm{i}"]
+                    bn.dgamma_out = self._grads[f"gamma{i}"]
+                    bn.dbeta_out = self._grads[f"beta{i}"]
         #: the loss of the last ``gradient`` call, a 0-d array on the device
         self.last_loss = None
 
@@ -294,9 +298,9 @@ class MultiLayerNetExtend:
         last = self.hidden_layer_num + 1
         grads = self._grads
         if grads is not None:
-            # Affine layers write dW/db straight into the flat gradient buffer -- except dW
-            # under weight decay, where the layer's dW stays the data gradient (as in the book)
-            # and the buffer gets dW + lambda * W.
+            # Affine and BatchNorm layers write their gradients straight into the flat gradient
+            # buffer -- except dW under weight decay, where the layer's dW stays the data
+            # gradient (as in the book) and the buffer gets dW + lambda * W.
             for idx in range(1, last + 1):
                 self.layers[f"Affine{idx}"].dW_out = None if lam else grads[f"W{idx}"]
 
@@ -305,15 +309,11 @@ class MultiLayerNetExtend:
         for layer in reversed(self.layers.values()):
             dout = layer.backward(dout)  # None after Affine1 (need_dx=False)
 
-        if grads is not None:
-            for idx in range(1, last + 1):
-                if lam:
+        if grads is not None:  # the layers wrote their gradients into the buffer
+            if lam:
+                for idx in range(1, last + 1):
                     aff = self.layers[f"Affine{idx}"]
                     grads[f"W{idx}"][...] = aff.dW + lam * aff.W
-                if self.use_batchnorm and idx != last:
-                    bn = self.layers[f"BatchNorm{idx}"]
-                    grads[f"gamma{idx}"][...] = bn.dgamma
-                    grads[f"beta{idx}"][...] = bn.dbeta
             return grads
         grads = {}
         for idx in range(1, last + 1):

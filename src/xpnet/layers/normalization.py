@@ -60,22 +60,39 @@ class BatchNormalization(Layer):
         self.input_shape: tuple[int, ...] | None = None
         self.running_mean = running_mean
         self.running_var = running_var
-        # kept for backward
+        # kept for backward (the book's names; ``xn`` is computed on demand)
         self.batch_size = None
-        self.xn = None
+        self.xc = None
         self.std = None
         self.dgamma = None
         self.dbeta = None
+        #: optional preallocated arrays that ``backward`` writes ``dgamma`` / ``dbeta`` into
+        #: (networks set them to views of their flat gradient buffer)
+        self.dgamma_out = None
+        self.dbeta_out = None
+
+    @property
+    def xn(self) -> Any:
+        """The normalized input ``(x - mean) / std`` of the last training forward pass."""
+        return None if self.xc is None else self.xc / self.std
 
     def _ns(self, x: Any) -> Any:
         return self._xp
 
-    def _portable_col_dot(self, a: Any, b: Any) -> Any:
+    def _portable_col_dot(self, a: Any, b: Any, out: Any = None) -> Any:
         """``sum(a * b, axis=0)`` without the temporary."""
-        return self._xp.vecdot(a, b, axis=-2)
+        r = self._xp.vecdot(a, b, axis=-2)
+        if out is None:
+            return r
+        out[...] = r
+        return out
 
-    def _portable_col_sum(self, x: Any) -> Any:
-        return self._xp.sum(x, axis=0)
+    def _portable_col_sum(self, x: Any, out: Any = None) -> Any:
+        r = self._xp.sum(x, axis=0)
+        if out is None:
+            return r
+        out[...] = r
+        return out
 
     def forward(self, x: Any, train_flg: bool = True) -> Any:
         xp = self._xp
@@ -95,17 +112,17 @@ class BatchNormalization(Layer):
             xc = x - mu
             var = self._col_dot(xc, xc) * inv_n
             std = xp.sqrt(var + self.eps)
-            xc *= 1.0 / std  # xc becomes xn, in place: one temporary fewer
-            xn = xc
             self.batch_size = x.shape[0]
-            self.xn = xn
+            self.xc = xc
             self.std = std
             m = self.momentum
             self.running_mean = m * self.running_mean + (1.0 - m) * mu
             self.running_var = m * self.running_var + (1.0 - m) * var
+            # gamma * xn + beta, with xn = xc / std folded into one per-feature scale (xn
+            # itself is never stored: one pass over the batch fewer)
+            out = xc * (self.gamma / std)
         else:
-            xn = (x - self.running_mean) / xp.sqrt(self.running_var + self.eps)
-        out = xn * self.gamma
+            out = (x - self.running_mean) * (self.gamma / xp.sqrt(self.running_var + self.eps))
         out += self.beta
         return out
 
@@ -142,14 +159,17 @@ class BatchNormalization(Layer):
     def _backward(self, dout: Any) -> Any:
         # The book's chain of steps, collapsed to the closed form
         #   dx = k * (dout - sum(dout) / n - xn * sum(xn * dout) / n),   k = gamma / std
-        # with the two sums being dbeta and dgamma.
-        xn = self.xn
-        self.dbeta = self._col_sum(dout)
-        self.dgamma = self._col_dot(xn, dout)
-        k = self.gamma / self.std
+        # with the two sums being dbeta and dgamma, and xn = xc / std.
+        xc = self.xc
+        inv_std = 1.0 / self.std
+        self.dbeta = self._col_sum(dout, out=self.dbeta_out)
+        dgamma = self._col_dot(xc, dout, out=self.dgamma_out)
+        dgamma *= inv_std  # sum(xn * dout)
+        self.dgamma = dgamma
+        k = self.gamma * inv_std
         a = k * (1.0 / self.batch_size)
         dx = dout * k
-        dx -= xn * (a * self.dgamma)
+        dx -= xc * (a * inv_std * dgamma)
         dx -= a * self.dbeta
         return dx
 
