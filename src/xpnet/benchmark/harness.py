@@ -628,7 +628,7 @@ def blas_threads() -> int | None:
 
 
 class thread_limit:
-    """Set the threads of NumPy's BLAS, numexpr, torch and xpnet's own NumPy kernels
+    """Set the threads of NumPy's BLAS, torch and xpnet's own NumPy kernels
     (:func:`xpnet.set_num_threads`) for a ``with`` block, then restore.
 
     NumPy's OpenBLAS is reached through ``threadpoolctl`` when it is installed, else through
@@ -665,14 +665,6 @@ class thread_limit:
         old_x = xpnet.backend.set_num_threads(n)
         self._undo.append(lambda: xpnet.backend.set_num_threads(old_x))
         self.applied["xpnet"] = n
-        try:
-            import numexpr
-
-            old_ne = numexpr.set_num_threads(n)
-            self._undo.append(lambda: numexpr.set_num_threads(old_ne))
-            self.applied["numexpr"] = n
-        except ImportError:
-            pass
         try:
             import torch
 
@@ -729,17 +721,12 @@ def environment() -> dict[str, Any]:
                              if blas.get(k) is not None}
     except Exception as exc:  # pragma: no cover - old numpy
         env["numpy_blas"] = f"unknown ({exc})"
-    for mod in ("array_api_compat", "array_api_strict", "torch", "cupy", "numexpr",
-                "threadpoolctl"):
+    for mod in ("array_api_compat", "array_api_strict", "torch", "cupy", "threadpoolctl"):
         try:
             m = __import__(mod)
             env[mod] = getattr(m, "__version__", "?")
         except Exception:
             env[mod] = None
-    if env.get("numexpr"):
-        import numexpr
-
-        env["numexpr_threads"] = numexpr.get_num_threads()
     if env.get("torch"):
         import torch
 

@@ -160,7 +160,6 @@ def markdown(result: dict[str, Any]) -> str:
         f"Python {env.get('python')}, NumPy {env.get('numpy')} "
         f"(BLAS: {_blas(env)}, {env.get('numpy_blas_threads') or '?'} threads; xpnet's "
         f"elementwise kernels: {env.get('xpnet_threads', '?')} threads), "
-        f"numexpr {env.get('numexpr') or '–'} ({env.get('numexpr_threads', '–')} threads), "
         f"torch {env.get('torch') or '–'} "
         f"({env.get('torch_threads', '–')} threads), array-api-strict "
         f"{env.get('array_api_strict') or '–'}, CuPy {env.get('cupy') or '–'}.",

@@ -59,8 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="steps of the memory-growth check (default 2000; 0 skips it)")
     p.add_argument(
         "--threads", type=int, default=None,
-        help="threads for NumPy's BLAS, numexpr and torch during the run (default: the libraries' "
-        "own defaults); 1 gives steadier small-layer timings on a loaded shared machine",
+        help="threads for NumPy's BLAS, torch and xpnet's NumPy kernels during the run (default: "
+        "the libraries' own defaults); 1 gives steadier small-layer timings on a loaded shared "
+        "machine",
     )
     p.add_argument("--quick", action="store_true",
                    help="tiny repeats and warm-up: a smoke test, not a measurement")
