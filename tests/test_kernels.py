@@ -253,6 +253,42 @@ def test_threaded_numpy_kernels_equal_one_thread_bit_for_bit(name, threads, monk
         np.testing.assert_array_equal(many[k], one[k], err_msg=k)
 
 
+def _threaded_adam_in_child(conn):  # runs in a forked child
+    import xpnet.backend as B
+
+    p = np.zeros(4000)
+    B.kernels_for("numpy").adam(p, np.ones(4000), np.zeros(4000), np.zeros(4000), 0.1, 0.9,
+                                0.999, 1e-7)
+    conn.send(float(p.sum()))
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_threaded_kernels_work_in_a_forked_child(monkeypatch):
+    """A child forked after the pool started inherits the pool object without its threads."""
+    import multiprocessing
+
+    import xpnet.backend as B
+
+    monkeypatch.setattr(NumpyKernels, "min_per_thread", 1000)
+    old = B.set_num_threads(2)
+    try:
+        p = np.zeros(4000)
+        B.kernels_for("numpy").adam(p, np.ones(4000), np.zeros(4000), np.zeros(4000), 0.1,
+                                    0.9, 0.999, 1e-7)  # starts the pool in this process
+        ctx = multiprocessing.get_context("fork")
+        recv, send = ctx.Pipe(duplex=False)
+        child = ctx.Process(target=_threaded_adam_in_child, args=(send,))
+        child.start()
+        child.join(timeout=60)
+        if child.is_alive():
+            child.kill()
+            pytest.fail("the threaded kernel hung in a forked child")
+        assert child.exitcode == 0
+        assert recv.recv() == pytest.approx(float(p.sum()))
+    finally:
+        B.set_num_threads(old)
+
+
 def test_num_threads_setting(monkeypatch):
     import xpnet.backend as B
 

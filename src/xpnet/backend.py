@@ -834,16 +834,20 @@ def set_num_threads(n: int) -> int:
 
 
 def _thread_pool(workers: int) -> Any:
-    """A shared pool with at least ``workers`` threads (grown, never shrunk)."""
+    """A shared pool with at least ``workers`` threads (grown, never shrunk).
+
+    A forked child (``multiprocessing`` on Linux) inherits the pool object but not its threads,
+    so a pool made in another process is replaced rather than used.
+    """
     global _pool
-    if _pool is None or _pool._max_workers < workers:
+    pid = os.getpid()
+    if _pool is None or _pool[0] != pid or _pool[1]._max_workers < workers:
         from concurrent.futures import ThreadPoolExecutor
 
-        old, _pool = _pool, ThreadPoolExecutor(max_workers=workers,
-                                               thread_name_prefix="xpnet-kernels")
-        if old is not None:
-            old.shutdown(wait=False)
-    return _pool
+        if _pool is not None and _pool[0] == pid:
+            _pool[1].shutdown(wait=False)
+        _pool = (pid, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="xpnet-kernels"))
+    return _pool[1]
 
 
 def kernels_for(name: str) -> Kernels:
