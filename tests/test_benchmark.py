@@ -119,3 +119,12 @@ def test_book_reference_learns():
     for _ in range(100):
         opt.update(net.params, net.gradient(x, t))
     assert net.loss(x, t, train_flg=True) < first
+
+
+def test_load_verdict_depends_on_the_load():
+    from xpnet.benchmark.report import _load_verdict
+
+    assert "competed" in _load_verdict([3.1, 1, 1], [0.5, 1, 1], 2)
+    assert "competed" in _load_verdict([0.2, 1, 1], [2.5, 1, 1], 2)
+    assert "at or below" in _load_verdict([0.4, 3, 3], [1.9, 3, 3], 2)
+    assert "unknown" in _load_verdict(None, None, 2)

@@ -174,8 +174,8 @@ def markdown(result: dict[str, Any]) -> str:
     la0, la1 = env.get("load_average_at_start"), env.get("load_average_at_end")
     if la0 or la1:
         lines += [f"Load average (1/5/15 min) at start {la0}, at end {la1}, on "
-                  f"{env.get('cpu_count')} cores: above the core count, other processes were "
-                  "competing for the CPU during the run.", ""]
+                  f"{env.get('cpu_count')} cores: {_load_verdict(la0, la1, env.get('cpu_count'))}",
+                  ""]
     if env.get("env"):
         lines += [f"Environment variables: `{env['env']}`", ""]
     lines += _summary_table(result)
@@ -223,6 +223,17 @@ def markdown(result: dict[str, Any]) -> str:
         lines += [f"- {u['backend']}: {u['reason']}" for u in result["unavailable"]]
         lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def _load_verdict(la0: Any, la1: Any, cores: Any) -> str:
+    """Whether the 1-minute load average says other work shared the CPU during the run."""
+    ones = [float(la[0]) for la in (la0, la1) if la]
+    if not ones or not cores:
+        return "unknown relative to the core count."
+    if max(ones) > int(cores):
+        return ("the 1-minute load exceeded the core count, so other processes competed for "
+                "the CPU during the run (the run's own threads count toward the load too).")
+    return "at or below the core count (the run's own threads count toward the load)."
 
 
 def _blas(env) -> str:
