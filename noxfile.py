@@ -24,21 +24,34 @@ BACKEND_PACKAGES = {
 }
 
 
-@nox.session
-@nox.parametrize("backend", list(BACKEND_PACKAGES))
-def tests(session: nox.Session, backend: str) -> None:
+def _tests(session: nox.Session, backend: str) -> None:
     """Run the test suite with one backend required."""
     session.install("-e", ".[test]", *BACKEND_PACKAGES[backend])
     session.run("python", "-m", "xpnet", "info")
     session.run("pytest", *session.posargs, env={"XPNET_TEST_BACKENDS": backend})
 
 
-@nox.session
-@nox.parametrize("backend", ["numpy", "torch", "array_api_strict", "cupy"])
-def bench(session: nox.Session, backend: str) -> None:
+def _bench(session: nox.Session, backend: str) -> None:
     """Benchmark one backend beside PyTorch eager and the GEMM-only bound (same run)."""
     session.install("-e", ".[cli]", TORCH, *BACKEND_PACKAGES[backend])
-    session.run("python", "bench/run.py", "--backend", backend, *session.posargs)
+    # results go to bench-results/bench-<backend>.{json,md,png}; posargs can override both
+    session.run("python", "bench/run.py", "--backend", backend, "--out", "bench-results",
+                "--name", f"bench-{backend}", *session.posargs)
+
+
+def _for_backend(run, backend: str):  # noqa: ANN001, ANN202
+    def session(session: nox.Session) -> None:
+        run(session, backend)
+
+    session.__doc__ = f"{run.__doc__.rstrip('.')}: {backend}."
+    return session
+
+
+# One named session per backend (tests-numpy, bench-torch, ...): nox.parametrize would name
+# them tests(backend='numpy').
+for _backend in BACKEND_PACKAGES:
+    nox.session(name=f"tests-{_backend}")(_for_backend(_tests, _backend))
+    nox.session(name=f"bench-{_backend}")(_for_backend(_bench, _backend))
 
 
 @nox.session
