@@ -322,6 +322,24 @@ def test_numpy_col_dot_equals_vecdot(dtype, shape):
     np.testing.assert_allclose(NumpyKernels.col_dot(a.T.copy().T, b[::1]), got, rtol=rtol)
 
 
+@pytest.mark.parametrize("with_out", [False, True])
+def test_torch_column_kernels_equal_numpy(with_out):
+    torch = pytest.importorskip("torch", reason="torch is not installed")
+    from xpnet.backend import TorchKernels
+
+    rng = np.random.default_rng(9)
+    a, b = rng.standard_normal((57, 13)), rng.standard_normal((57, 13))
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    out = torch.full((13,), float("nan"), dtype=torch.float64) if with_out else None
+    got = TorchKernels.col_dot(ta, tb, out=out)
+    assert out is None or got is out
+    np.testing.assert_allclose(got.numpy(), (a * b).sum(axis=0), rtol=1e-12)
+    out = torch.full((13,), float("nan"), dtype=torch.float64) if with_out else None
+    got = TorchKernels.col_sum(ta, out=out)
+    assert out is None or got is out
+    np.testing.assert_allclose(got.numpy(), a.sum(axis=0), rtol=1e-12)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_numpy_col_sum_equals_sum(dtype):
     rng = np.random.default_rng(6)
@@ -354,22 +372,26 @@ def test_affine_with_and_without_kernels_agree(db_out):
 
 
 @pytest.mark.parametrize("grad_out", [False, True])
-def test_batchnorm_with_and_without_kernels_agree(grad_out):
-    """The numpy fast path of BatchNormalization against its portable path, both directions,
-    with and without preallocated gradient outputs."""
+def test_batchnorm_with_and_without_kernels_agree(backend, grad_out):
+    """Each backend's fast path of BatchNormalization against the portable path, both
+    directions, with and without preallocated gradient outputs."""
     from xpnet.layers import BatchNormalization
 
     rng = np.random.default_rng(5)
     x, d = rng.standard_normal((64, 40)), rng.standard_normal((64, 40))
     res = []
     for fast in (True, False):
-        bn = BatchNormalization(np.full(40, 1.5), np.full(40, 0.25))
+        bn = BatchNormalization(backend.asarray(np.full(40, 1.5), dtype="float64"),
+                                backend.asarray(np.full(40, 0.25), dtype="float64"))
         if not fast:
             bn._col_dot, bn._col_sum = bn._portable_col_dot, bn._portable_col_sum
         if grad_out:
-            bn.dgamma_out, bn.dbeta_out = np.full(40, np.nan), np.full(40, np.nan)
-        res.append([bn.forward(x.copy()), bn.backward(d), bn.running_var, bn.dgamma, bn.dbeta,
-                    bn.forward(x, train_flg=False)])
+            bn.dgamma_out = backend.asarray(np.full(40, np.nan), dtype="float64")
+            bn.dbeta_out = backend.asarray(np.full(40, np.nan), dtype="float64")
+        xb, db = (backend.asarray(a, dtype="float64") for a in (x, d))
+        out = bn.forward(xb)
+        res.append([backend.to_numpy(a) for a in (
+            out, bn.backward(db), bn.running_var, bn.dgamma, bn.dbeta, bn.forward(xb, False))])
         if grad_out:
             assert bn.dgamma is bn.dgamma_out and bn.dbeta is bn.dbeta_out
     for got, want in zip(*res, strict=True):
