@@ -253,6 +253,34 @@ def test_threaded_numpy_kernels_equal_one_thread_bit_for_bit(name, threads, monk
         np.testing.assert_array_equal(many[k], one[k], err_msg=k)
 
 
+def test_two_threads_updating_at_once_do_not_share_scratch():
+    """Two optimizers stepping at the same time from two Python threads (one shared kernel
+    object) must give what they give one after the other."""
+    import threading
+
+    def run(seed, out):
+        rng = np.random.default_rng(seed)
+        n = 200_000  # one block, large enough that the ufuncs release the GIL
+        p = rng.standard_normal(n).astype(np.float32)
+        m, v = np.zeros(n, np.float32), np.zeros(n, np.float32)
+        kernels = kernels_for("numpy")
+        for _ in range(20):
+            g = rng.standard_normal(n).astype(np.float32)
+            kernels.adam(p, g, m, v, 1e-3, 0.9, 0.999, 1e-7)
+        out[seed] = p
+
+    one_by_one, at_once = {}, {}
+    run(1, one_by_one)
+    run(2, one_by_one)
+    threads = [threading.Thread(target=run, args=(s, at_once)) for s in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for s in (1, 2):
+        np.testing.assert_array_equal(at_once[s], one_by_one[s])
+
+
 def _threaded_adam_in_child(conn):  # runs in a forked child
     import xpnet.backend as B
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib
 import math
 import os
+import threading
 from types import ModuleType
 from typing import Any
 
@@ -613,15 +614,20 @@ class NumpyKernels(Kernels):
     min_per_thread = 262144
 
     def __init__(self) -> None:
-        self._scratch: dict[tuple, np.ndarray] = {}
+        # Scratch blocks are per thread: two optimizers updating at once from two threads (or
+        # the parts of one update) must never share one.
+        self._local = threading.local()
 
-    def _tmp(self, n: int, dtype: np.dtype, worker: int = 0) -> np.ndarray:
-        key = (n, np.dtype(dtype).str, worker)
-        buf = self._scratch.get(key)
+    def _tmp(self, n: int, dtype: np.dtype) -> np.ndarray:
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None:
+            scratch = self._local.scratch = {}
+        key = (n, np.dtype(dtype).str)
+        buf = scratch.get(key)
         if buf is None:
-            if len(self._scratch) > 16:
-                self._scratch.clear()
-            buf = self._scratch[key] = np.empty(n, dtype)
+            if len(scratch) > 8:
+                scratch.clear()
+            buf = scratch[key] = np.empty(n, dtype)
         return buf
 
     def _each_block(self, body, *arrays: np.ndarray) -> None:  # noqa: ANN001
@@ -631,23 +637,23 @@ class NumpyKernels(Kernels):
         n = flat[0].size
         parts = min(get_num_threads(), n // self.min_per_thread)
         if parts <= 1:
-            self._run_part(body, flat, 0, n, 0)
+            self._run_part(body, flat, 0, n)
             return
         bounds = [n * i // parts for i in range(parts + 1)]
         pool = _thread_pool(parts - 1)
-        futures = [pool.submit(self._run_part, body, flat, bounds[i], bounds[i + 1], i)
+        futures = [pool.submit(self._run_part, body, flat, bounds[i], bounds[i + 1])
                    for i in range(1, parts)]
         try:
-            self._run_part(body, flat, bounds[0], bounds[1], 0)
+            self._run_part(body, flat, bounds[0], bounds[1])
         finally:
             for f in futures:
                 f.result()
 
-    def _run_part(self, body, flat, start, stop, worker):  # noqa: ANN001, ANN202
+    def _run_part(self, body, flat, start, stop):  # noqa: ANN001, ANN202
         n = stop - start
         # small buffers stay in cache anyway: one block saves the per-block calls
         step = (n if n <= 4 * self.block else self.block) or 1
-        s = self._tmp(step, flat[0].dtype, worker)
+        s = self._tmp(step, flat[0].dtype)
         for a in range(start, stop, step):
             b = min(a + step, stop)
             body(*(f[a:b] for f in flat), s[: b - a])
