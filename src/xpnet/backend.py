@@ -668,8 +668,8 @@ class NumpyKernels(Kernels):
 
     @staticmethod
     def col_dot(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        # ``np.vecdot(a, b, axis=0)`` walks the rows with a stride: 5.7 ms at 512x1024 float32
-        # against 0.11 ms for this einsum (and no faster at 100x100).
+        # ``np.vecdot(a, b, axis=0)`` took about 6 ms at 512x1024 float32 against 0.12 ms for
+        # this einsum, and was no faster at 100x100 (``python bench/micro.py``).
         return np.einsum("ij,ij->j", a, b, out=out)
 
     @staticmethod
@@ -770,7 +770,8 @@ class TorchKernels(Kernels):
     def col_dot(a, b, out=None):  # noqa: ANN001, ANN205
         import torch
 
-        # array_api_compat's vecdot(axis=-2) on torch took 9.5 ms at 512x1024; this 0.1 ms
+        # array_api_compat's vecdot(axis=-2) on torch took 10-12 ms at 512x1024, this 0.2 ms
+        # (``python bench/micro.py``)
         return torch.linalg.vecdot(a, b, dim=0, out=out)
 
     @staticmethod
@@ -860,13 +861,14 @@ def _thread_pool(workers: int) -> Any:
     """
     global _pool
     pid = os.getpid()
-    if _pool is None or _pool[0] != pid or _pool[1]._max_workers < workers:
+    if _pool is None or _pool[0] != pid or _pool[1] < workers:
         from concurrent.futures import ThreadPoolExecutor
 
         if _pool is not None and _pool[0] == pid:
-            _pool[1].shutdown(wait=False)
-        _pool = (pid, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="xpnet-kernels"))
-    return _pool[1]
+            _pool[2].shutdown(wait=False)  # work already queued there still runs
+        _pool = (pid, workers,
+                 ThreadPoolExecutor(max_workers=workers, thread_name_prefix="xpnet-kernels"))
+    return _pool[2]
 
 
 def kernels_for(name: str) -> Kernels:
