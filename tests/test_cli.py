@@ -12,8 +12,9 @@ import pytest
 from xpnet.backend import BackendUnavailableError, get_backend
 
 
-def xpnet(*args: str, cwd=None, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
+def xpnet(*args: str, cwd=None, timeout: float = 300, env_extra=None
+          ) -> subprocess.CompletedProcess:
+    env = dict(os.environ, **(env_extra or {}))
     env.setdefault("OPENBLAS_NUM_THREADS", "1")  # steadier on small shared machines
     env["MPLBACKEND"] = "Agg"
     env.pop("XPNET_DEBUG", None)
@@ -102,6 +103,15 @@ def test_info_lists_backends_and_versions():
     assert proc.returncode == 0, proc.stderr
     for word in ("numpy", "array_api_strict", "cupy", "torch", "array-api-compat"):
         assert word in proc.stdout
+
+
+def test_info_reports_the_kernel_threads():
+    proc = xpnet("info", env_extra={"XPNET_NUM_THREADS": "3"})
+    assert proc.returncode == 0, proc.stderr
+    assert "3 threads for xpnet's NumPy kernels" in proc.stdout
+    bad = xpnet("info", env_extra={"XPNET_NUM_THREADS": "many"})
+    assert_clean_error(bad)
+    assert "XPNET_NUM_THREADS" in bad.stderr
 
 
 @pytest.mark.parametrize("args", [

@@ -448,7 +448,8 @@ def cmd_info(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from xpnet.backend import get_backend
 
     print(f"xpnet {xpnet.__version__}  (Python {platform.python_version()}, "
-          f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs)")
+          f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs; "
+          f"{xpnet.get_num_threads()} threads for xpnet's NumPy kernels)")
     print("\nbackends:")
     for name in BACKEND_NAMES:
         try:
