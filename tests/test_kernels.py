@@ -281,6 +281,117 @@ def test_two_threads_updating_at_once_do_not_share_scratch():
         np.testing.assert_array_equal(at_once[s], one_by_one[s])
 
 
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_fused_kernels_update_non_contiguous_params_in_place(name):
+    """A Fortran-order or strided parameter must be updated in place, as the portable path
+    does (a flattening copy would swallow the update)."""
+    rng = np.random.default_rng(12)
+    w0 = np.asfortranarray(rng.standard_normal((6, 5)))
+    b0 = rng.standard_normal(10)[::2]  # a strided view
+    results = []
+    for fused in (True, False):
+        params = {"W": w0.copy(order="F"), "b": np.repeat(b0, 2)[::2]}  # F-order, strided
+        opt = xpnet.get_optimizer(name, fused=fused, **OPTIMIZERS[name])
+        for step in range(5):
+            g = np.random.default_rng(step)
+            opt.update(params, {"W": np.asfortranarray(g.standard_normal((6, 5))),
+                                "b": g.standard_normal(5)})
+        results.append(params)
+    assert not np.allclose(results[0]["W"], w0)
+    for k in ("W", "b"):
+        np.testing.assert_allclose(results[0][k], results[1][k], rtol=1e-12, atol=1e-12,
+                                   err_msg=k)
+
+
+def test_a_failing_part_is_raised_after_every_part_finished(monkeypatch):
+    import threading
+    import time
+
+    import xpnet.backend as B
+
+    monkeypatch.setattr(NumpyKernels, "min_per_thread", 1000)
+    old = B.set_num_threads(3)
+    x = np.zeros(3000)
+    done = []
+
+    def body(x_, s):
+        start = (x_.__array_interface__["data"][0] - x.__array_interface__["data"][0]) // 8
+        if start == 1000:
+            raise ValueError("part 1 failed")
+        if start == 2000:
+            time.sleep(0.3)
+        x_ += 1
+        done.append((start, threading.get_ident()))
+
+    try:
+        with pytest.raises(ValueError, match="part 1 failed"):
+            NumpyKernels()._each_block(body, x)
+        assert sorted(d[0] for d in done) == [0, 2000]  # the slow part finished before
+        assert x[2000:].sum() == 1000.0
+    finally:
+        B.set_num_threads(old)
+
+
+def test_threads_needing_different_pool_sizes_all_complete(monkeypatch):
+    """A caller needing a bigger pool must not break one holding the current pool."""
+    import threading
+
+    import xpnet.backend as B
+
+    monkeypatch.setattr(NumpyKernels, "min_per_thread", 1000)
+    old = B.set_num_threads(4)
+    errors = []
+
+    def worker(n, barrier):
+        p, g, m, v = (np.ones(n) for _ in range(4))
+        barrier.wait()
+        try:
+            for _ in range(3):
+                NumpyKernels().adam(p, g, m, v, 1e-3, 0.9, 0.999, 1e-7)
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(repr(exc))
+
+    try:
+        for _ in range(100):
+            monkeypatch.setattr(B, "_pool", None)  # the first threaded update makes the pool
+            barrier = threading.Barrier(3)
+            threads = [threading.Thread(target=worker, args=(n, barrier))
+                       for n in (2000, 3000, 4000)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+    finally:
+        B.set_num_threads(old)
+    assert errors == []
+
+
+def test_threaded_update_in_a_thread_outliving_the_main_script(tmp_path):
+    """At interpreter exit, concurrent.futures refuses new work before non-daemon threads are
+    joined; a training thread still stepping then must not fail."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "late.py"
+    script.write_text(
+        "import threading, time, numpy as np, xpnet\n"
+        "from xpnet.backend import kernels_for\n"
+        "xpnet.set_num_threads(2)\n"
+        "p, g, m, v = (np.ones(600_000, np.float32) for _ in range(4))\n"
+        "def train():\n"
+        "    for step in range(100):\n"
+        "        kernels_for('numpy').adam(p, g, m, v, 1e-3, 0.9, 0.999, 1e-7)\n"
+        "        time.sleep(0.005)\n"
+        "    print('finished')\n"
+        "threading.Thread(target=train).start()\n"
+        "time.sleep(0.05)\n"
+    )
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "finished" in proc.stdout, proc.stderr
+
+
 def _threaded_adam_in_child(conn):  # runs in a forked child
     import xpnet.backend as B
 

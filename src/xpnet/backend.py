@@ -17,6 +17,7 @@ Examples
 
 from __future__ import annotations
 
+import concurrent.futures
 import importlib
 import math
 import os
@@ -633,6 +634,11 @@ class NumpyKernels(Kernels):
     def _each_block(self, body, *arrays: np.ndarray) -> None:  # noqa: ANN001
         """Call ``body(block views of arrays..., scratch)`` over the flattened ``arrays``,
         in parallel parts when they are large (see the class docstring)."""
+        if not all(a.flags.c_contiguous for a in arrays):
+            # reshape(-1) would copy, and the in-place update would land in the copy: work on
+            # the arrays as they are, in one piece (ufuncs handle any layout)
+            body(*arrays, np.empty_like(arrays[0]))
+            return
         flat = [a.reshape(-1) for a in arrays]
         n = flat[0].size
         parts = min(get_num_threads(), n // self.min_per_thread)
@@ -640,14 +646,20 @@ class NumpyKernels(Kernels):
             self._run_part(body, flat, 0, n)
             return
         bounds = [n * i // parts for i in range(parts + 1)]
+        futures = []
         pool = _thread_pool(parts - 1)
-        futures = [pool.submit(self._run_part, body, flat, bounds[i], bounds[i + 1])
-                   for i in range(1, parts)]
+        for i in range(1, parts):
+            try:
+                futures.append(pool.submit(self._run_part, body, flat, bounds[i], bounds[i + 1]))
+            except RuntimeError:  # the interpreter is shutting down its pools: do it here
+                self._run_part(body, flat, bounds[i], bounds[i + 1])
         try:
             self._run_part(body, flat, bounds[0], bounds[1])
         finally:
-            for f in futures:
-                f.result()
+            # every part has finished before anything is raised: none writes afterwards
+            concurrent.futures.wait(futures)
+        for f in futures:
+            f.result()
 
     def _run_part(self, body, flat, start, stop):  # noqa: ANN001, ANN202
         n = stop - start
@@ -816,6 +828,17 @@ class CupyKernels(Kernels):
 
 _num_threads: int | None = None
 _pool: Any = None
+_pool_lock = threading.Lock()
+
+
+def _forget_pool_after_fork() -> None:
+    # the child has none of the parent's threads, and a lock held at the fork stays held
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
 def _default_num_threads() -> int:
@@ -854,21 +877,23 @@ def set_num_threads(n: int) -> int:
 
 
 def _thread_pool(workers: int) -> Any:
-    """A shared pool with at least ``workers`` threads (grown, never shrunk).
+    """A shared pool with at least ``workers`` threads.
 
-    A forked child (``multiprocessing`` on Linux) inherits the pool object but not its threads,
-    so a pool made in another process is replaced rather than used.
+    A pool is never shut down (another thread may be about to submit to it): a bigger one
+    replaces it for new callers, and the old one ends when nobody holds it.  A forked child
+    (``multiprocessing`` on Linux) inherits the pool object but not its threads, so a pool made
+    in another process is replaced too.
     """
     global _pool
     pid = os.getpid()
-    if _pool is None or _pool[0] != pid or _pool[1] < workers:
-        from concurrent.futures import ThreadPoolExecutor
-
-        if _pool is not None and _pool[0] == pid:
-            _pool[2].shutdown(wait=False)  # work already queued there still runs
-        _pool = (pid, workers,
-                 ThreadPoolExecutor(max_workers=workers, thread_name_prefix="xpnet-kernels"))
-    return _pool[2]
+    pool = _pool
+    if pool is not None and pool[0] == pid and pool[1] >= workers:
+        return pool[2]
+    with _pool_lock:
+        if _pool is None or _pool[0] != pid or _pool[1] < workers:
+            _pool = (pid, workers, concurrent.futures.ThreadPoolExecutor(
+                max_workers=workers, thread_name_prefix="xpnet-kernels"))
+        return _pool[2]
 
 
 def kernels_for(name: str) -> Kernels:
