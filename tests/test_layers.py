@@ -233,6 +233,9 @@ def test_batchnorm_against_torch(backend, rng, dtype, x_shape):
                                    err_msg="dgamma")
         np.testing.assert_allclose(backend.to_numpy(layer.dbeta), bias.grad.numpy(), **tol,
                                    err_msg="dbeta")
+        x64 = x_h.reshape(n, d).astype(np.float64)
+        xn_ref = (x64 - x64.mean(axis=0)) / np.sqrt(x64.var(axis=0) + BN_EPS)
+        np.testing.assert_allclose(backend.to_numpy(layer.xn), xn_ref, **tol, err_msg="xn")
 
         x2 = x_h.reshape(n, d).astype(np.float64)
         book_rm = 0.9 * book_rm + 0.1 * x2.mean(axis=0)
@@ -259,6 +262,18 @@ def test_batchnorm_against_torch(backend, rng, dtype, x_shape):
                                err_msg="forward (eval)")
     # inference does not move the running statistics
     np.testing.assert_array_equal(backend.to_numpy(layer.running_mean), rm)
+
+
+def test_batchnorm_xn_can_be_assigned_as_in_the_book(backend):
+    """The book's layer assigns ``self.xn``; a subclass in that style keeps working, and the
+    next training forward pass replaces the assigned value."""
+    layer = BatchNormalization(backend.asarray(np.ones(3)), backend.asarray(np.zeros(3)))
+    assert layer.xn is None
+    marker = backend.asarray(np.full((2, 3), 7.0))
+    layer.xn = marker
+    assert layer.xn is marker
+    layer.forward(backend.asarray(np.arange(6.0).reshape(2, 3)))
+    np.testing.assert_allclose(backend.to_numpy(layer.xn), [[-1.0] * 3, [1.0] * 3], rtol=1e-5)
 
 
 def test_batchnorm_given_running_stats_and_eps(backend, rng):

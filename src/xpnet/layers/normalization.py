@@ -62,6 +62,7 @@ class BatchNormalization(Layer):
         self.running_var = running_var
         # kept for backward (the book's names; ``xn`` is computed on demand)
         self.batch_size = None
+        self._xn = None
         self.xc = None
         self.std = None
         self.dgamma = None
@@ -73,8 +74,15 @@ class BatchNormalization(Layer):
 
     @property
     def xn(self) -> Any:
-        """The normalized input ``(x - mean) / std`` of the last training forward pass."""
+        """The normalized input ``(x - mean) / std`` of the last training forward pass
+        (computed on demand; a subclass in the book's style may also assign it)."""
+        if self._xn is not None:
+            return self._xn
         return None if self.xc is None else self.xc / self.std
+
+    @xn.setter
+    def xn(self, value: Any) -> None:
+        self._xn = value
 
     def _ns(self, x: Any) -> Any:
         return self._xp
@@ -115,6 +123,7 @@ class BatchNormalization(Layer):
             var = self._col_dot(xc, xc) * inv_n
             std = xp.sqrt(var + self.eps)
             self.batch_size = x.shape[0]
+            self._xn = None
             self.xc = xc
             self.std = std
             m = self.momentum
