@@ -499,7 +499,7 @@ def test_affine_with_and_without_kernels_agree(db_out):
     for fast in (True, False):
         layer = Affine(rng.standard_normal((6, 4)) * 0 + 0.5, np.zeros(4))
         if not fast:
-            layer._col_sum = layer._matmul_into = None
+            layer._col_sum, layer._matmul_into = layer._portable_col_sum, None
         if db_out:
             layer.dW_out, layer.db_out = np.zeros((6, 4)), np.zeros(4)
         res.append([layer.forward(x), layer.backward(d), layer.dW, layer.db])

@@ -7,7 +7,7 @@ from typing import Any
 from array_api_compat import array_namespace
 
 from xpnet.backend import backend_of
-from xpnet.layers.base import Layer
+from xpnet.layers.base import Layer, _into
 
 
 class Affine(Layer):
@@ -45,7 +45,7 @@ class Affine(Layer):
         self.need_dx = True
         kernels = backend_of(W).kernels
         self._matmul_into = kernels.matmul_into
-        self._col_sum = kernels.col_sum
+        self._col_sum = kernels.col_sum or self._portable_col_sum
 
     def _ns(self, x: Any) -> Any:
         return self._xp
@@ -65,20 +65,11 @@ class Affine(Layer):
         # ``.T`` is the standard's transpose of a 2-D array (cheaper than ``matrix_transpose``)
         dx = dout @ self.W.T if self.need_dx else None
         xt = self.x.T
-        if self.dW_out is None:
-            self.dW = xt @ dout
-        elif self._matmul_into is not None:
+        if self.dW_out is not None and self._matmul_into is not None:
             self.dW = self._matmul_into(xt, dout, self.dW_out)
         else:
-            self.dW_out[...] = xt @ dout
-            self.dW = self.dW_out
-        if self._col_sum is not None:
-            self.db = self._col_sum(dout, out=self.db_out)
-        elif self.db_out is None:
-            self.db = xp.sum(dout, axis=0)
-        else:
-            self.db_out[...] = xp.sum(dout, axis=0)
-            self.db = self.db_out
+            self.dW = _into(self.dW_out, xt @ dout)
+        self.db = self._col_sum(dout, out=self.db_out)
         if dx is not None and len(self.original_x_shape) != 2:
             dx = xp.reshape(dx, self.original_x_shape)
         return dx

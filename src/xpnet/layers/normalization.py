@@ -87,23 +87,6 @@ class BatchNormalization(Layer):
     def _ns(self, x: Any) -> Any:
         return self._xp
 
-    def _portable_col_dot(self, a: Any, b: Any, out: Any = None) -> Any:
-        """``sum(a * b, axis=0)``.  (``vecdot(a, b, axis=0)`` would save the temporary, but
-        NumPy's took about 6 ms and array_api_compat's torch one 10-12 ms at 512x1024, against
-        0.2 ms for this: ``python bench/micro.py``.)"""
-        r = self._xp.sum(a * b, axis=0)
-        if out is None:
-            return r
-        out[...] = r
-        return out
-
-    def _portable_col_sum(self, x: Any, out: Any = None) -> Any:
-        r = self._xp.sum(x, axis=0)
-        if out is None:
-            return r
-        out[...] = r
-        return out
-
     def forward(self, x: Any, train_flg: bool = True) -> Any:
         xp = self._xp
         self.input_shape = tuple(x.shape)
