@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from xpnet.backend import get_num_threads, set_num_threads
+
 # ------------------------------------------------------------------------------------------------
 # Configurations
 # ------------------------------------------------------------------------------------------------
@@ -660,10 +662,8 @@ class thread_limit:
                 setter(n)
                 self._undo.append(lambda: setter(old))
                 self.applied["numpy_blas"] = f"{int(getter())} (openblas_set_num_threads)"
-        import xpnet.backend
-
-        old_x = xpnet.backend.set_num_threads(n)
-        self._undo.append(lambda: xpnet.backend.set_num_threads(old_x))
+        old_x = set_num_threads(n)
+        self._undo.append(lambda: set_num_threads(old_x))
         self.applied["xpnet"] = n
         try:
             import torch
@@ -686,12 +686,6 @@ class thread_limit:
 # ------------------------------------------------------------------------------------------------
 
 
-def _xpnet_threads() -> int:
-    import xpnet.backend
-
-    return xpnet.backend.get_num_threads()
-
-
 def environment() -> dict[str, Any]:
     """Library versions, BLAS, threads and the CPU: what a reader needs to compare runs."""
     env: dict[str, Any] = {
@@ -702,7 +696,7 @@ def environment() -> dict[str, Any]:
         "cpu_model": _cpu_model(),
         "numpy": np.__version__,
         "numpy_blas_threads": blas_threads(),
-        "xpnet_threads": _xpnet_threads(),
+        "xpnet_threads": get_num_threads(),
         "load_average_at_start": load_average(),
         "env": {k: v for k, v in os.environ.items()
                 if k.startswith(("OPENBLAS_", "OMP_", "MKL_", "GOTO", "VECLIB", "CUDA_VISIBLE"))},
