@@ -62,7 +62,7 @@ def _faults() -> int:
 
 def main() -> None:
     import xpnet
-    from xpnet.backend import NumpyKernels
+    from xpnet.backend._numpy import NumpyKernels
 
     rng = np.random.default_rng(0)
     a, b = (rng.random((512, 1024), dtype=np.float32) for _ in range(2))

@@ -11,7 +11,8 @@ import pytest
 
 import xpnet
 from conftest import assert_close, assert_on_backend
-from xpnet.backend import Kernels, NumpyKernels, kernels_for
+from xpnet.backend import Kernels, kernels_for
+from xpnet.backend._numpy import NumpyKernels
 from xpnet.params import Layout, ParamDict
 
 OPTIMIZERS = {
@@ -236,7 +237,7 @@ def test_numpy_relu_backward_kernel_equals_where_bit_for_bit(dtype):
 @pytest.mark.parametrize("threads", [2, 3])
 def test_threaded_numpy_kernels_equal_one_thread_bit_for_bit(name, threads, monkeypatch):
     """Large buffers are split across threads; every element must get the same arithmetic."""
-    import xpnet.backend as B
+    import xpnet.backend._threads as B
 
     monkeypatch.setattr(NumpyKernels, "min_per_thread", 1000)
     monkeypatch.setattr(NumpyKernels, "block", 256)  # several blocks per part, a ragged last one
@@ -307,7 +308,7 @@ def test_a_failing_part_is_raised_after_every_part_finished(monkeypatch):
     import threading
     import time
 
-    import xpnet.backend as B
+    import xpnet.backend._threads as B
 
     monkeypatch.setattr(NumpyKernels, "min_per_thread", 1000)
     old = B.set_num_threads(3)
@@ -336,7 +337,7 @@ def test_threads_needing_different_pool_sizes_all_complete(monkeypatch):
     """A caller needing a bigger pool must not break one holding the current pool."""
     import threading
 
-    import xpnet.backend as B
+    import xpnet.backend._threads as B
 
     monkeypatch.setattr(NumpyKernels, "min_per_thread", 1000)
     old = B.set_num_threads(4)
@@ -393,10 +394,10 @@ def test_threaded_update_in_a_thread_outliving_the_main_script(tmp_path):
 
 
 def _threaded_adam_in_child(conn):  # runs in a forked child
-    import xpnet.backend as B
+    import xpnet.backend._threads as B
 
     p = np.zeros(4000)
-    B.kernels_for("numpy").adam(p, np.ones(4000), np.zeros(4000), np.zeros(4000), 0.1, 0.9,
+    kernels_for("numpy").adam(p, np.ones(4000), np.zeros(4000), np.zeros(4000), 0.1, 0.9,
                                 0.999, 1e-7)
     conn.send(float(p.sum()))
 
@@ -406,13 +407,13 @@ def test_threaded_kernels_work_in_a_forked_child(monkeypatch):
     """A child forked after the pool started inherits the pool object without its threads."""
     import multiprocessing
 
-    import xpnet.backend as B
+    import xpnet.backend._threads as B
 
     monkeypatch.setattr(NumpyKernels, "min_per_thread", 1000)
     old = B.set_num_threads(2)
     try:
         p = np.zeros(4000)
-        B.kernels_for("numpy").adam(p, np.ones(4000), np.zeros(4000), np.zeros(4000), 0.1,
+        kernels_for("numpy").adam(p, np.ones(4000), np.zeros(4000), np.zeros(4000), 0.1,
                                     0.9, 0.999, 1e-7)  # starts the pool in this process
         ctx = multiprocessing.get_context("fork")
         recv, send = ctx.Pipe(duplex=False)
@@ -429,7 +430,7 @@ def test_threaded_kernels_work_in_a_forked_child(monkeypatch):
 
 
 def test_num_threads_setting(monkeypatch):
-    import xpnet.backend as B
+    import xpnet.backend._threads as B
 
     old = B.get_num_threads()
     assert old >= 1
@@ -464,7 +465,7 @@ def test_numpy_col_dot_equals_vecdot(dtype, shape):
 @pytest.mark.parametrize("with_out", [False, True])
 def test_torch_column_kernels_equal_numpy(with_out):
     torch = pytest.importorskip("torch", reason="torch is not installed")
-    from xpnet.backend import TorchKernels
+    from xpnet.backend._torch import TorchKernels
 
     rng = np.random.default_rng(9)
     a, b = rng.standard_normal((57, 13)), rng.standard_normal((57, 13))

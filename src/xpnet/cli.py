@@ -15,6 +15,7 @@ failures at run time.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import platform
@@ -25,20 +26,16 @@ from pathlib import Path
 from typing import Any
 
 import xpnet
-from xpnet.backend import _ALIASES, BACKEND_NAMES
+from xpnet.backend import BACKEND_NAMES, resolve_name
 
 PROG = "xpnet"
 DEFAULT_OUT = "xpnet-out"
-OPTIMIZERS = ("SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam")
-ACTIVATIONS = ("relu", "sigmoid", "tanh")
+OPTIMIZERS = tuple(xpnet.optim.OPTIMIZERS)
+ACTIVATIONS = tuple(xpnet.nets.ACTIVATIONS)
 
-#: optimizer-specific flags -> (keyword, optimizers that take it)
-OPTIMIZER_FLAGS = {
-    "momentum": ("momentum", ("momentum", "nesterov")),
-    "beta1": ("beta1", ("adam",)),
-    "beta2": ("beta2", ("adam",)),
-    "decay_rate": ("decay_rate", ("rmsprop",)),
-}
+#: optimizer-specific flags, each the keyword it sets; which optimizers take one is read from
+#: their signatures
+OPTIMIZER_FLAGS = ("momentum", "beta1", "beta2", "decay_rate")
 
 
 class UserError(Exception):
@@ -51,11 +48,10 @@ class UserError(Exception):
 
 
 def _backend_name(s: str) -> str:
-    name = _ALIASES.get(s.lower(), s.lower())
-    if name not in BACKEND_NAMES:
-        raise argparse.ArgumentTypeError(
-            f"unknown backend {s!r}; valid names are: {', '.join(BACKEND_NAMES)}")
-    return name
+    try:
+        return resolve_name(s)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _hidden_sizes(s: str) -> list[int]:
@@ -293,16 +289,16 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     from xpnet import MultiLayerNetExtend, Trainer, get_backend
 
+    accepted = inspect.signature(xpnet.optim.OPTIMIZERS[args.optimizer]).parameters
     opt_kw: dict[str, Any] = {}
-    for flag, (kw, takers) in OPTIMIZER_FLAGS.items():
-        value = getattr(args, flag)
+    for kw in OPTIMIZER_FLAGS:
+        value = getattr(args, kw)
         if value is None:
             continue
-        if args.optimizer.lower() not in takers:
-            args.subparser.error(
-                f"--{flag.replace('_', '-')} does not apply to {args.optimizer}")
+        if kw not in accepted:
+            args.subparser.error(f"--{kw.replace('_', '-')} does not apply to {args.optimizer}")
         opt_kw[kw] = value
-    lr = args.lr if args.lr is not None else (0.001 if args.optimizer == "Adam" else 0.01)
+    lr = args.lr if args.lr is not None else accepted["lr"].default  # the book's default
     opt_kw = {"lr": lr, **opt_kw}
     init = args.init
     if init == "auto":
@@ -457,7 +453,7 @@ def cmd_info(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         except Exception as exc:  # report every reason, whatever it is
             print(f"  {name:17s} unavailable: {str(exc).splitlines()[0]}")
             continue
-        print(f"  {name:17s} ok, default device {be.device}{_devices(name, be)}")
+        print(f"  {name:17s} ok, default device {be.device_name}{_devices(be)}")
     print("\nlibraries:")
     for dist in ("numpy", "array-api-compat", "array-api-strict", "torch", "cupy",
                  "cupy-cuda12x", "cupy-cuda11x", "matplotlib", "tqdm", "dask", "distributed"):
@@ -468,31 +464,12 @@ def cmd_info(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
-def _devices(name: str, be) -> str:
+def _devices(be) -> str:
     try:
-        if name == "torch":
-            torch = be.module
-            devs = ["cpu"]
-            if torch.cuda.is_available():
-                devs += [f"cuda:{i} ({torch.cuda.get_device_name(i)})"
-                         for i in range(torch.cuda.device_count())]
-            else:
-                devs.append("no CUDA device")
-            mps = getattr(torch.backends, "mps", None)
-            if mps is not None and mps.is_available():
-                devs.append("mps")
-            return "; devices: " + ", ".join(devs)
-        if name == "cupy":
-            n = be.module.cuda.runtime.getDeviceCount()
-            return f"; {n} CUDA device(s)"
-        if name == "array_api_strict":
-            import array_api_strict as s
-
-            info = s.__array_namespace_info__()
-            return "; devices: " + ", ".join(str(d) for d in info.devices())
+        devs = be.describe_devices(be.module)
     except Exception as exc:  # informational only
         return f"; devices: ? ({exc})"
-    return ""
+    return "; devices: " + ", ".join(devs) if devs else ""
 
 
 def _version(dist: str) -> str | None:

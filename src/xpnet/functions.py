@@ -23,6 +23,7 @@ from array_api_compat import device as _device
 __all__ = [
     "cross_entropy_error",
     "identity_function",
+    "labels_as_one_hot",
     "mean_squared_error",
     "one_hot",
     "relu",
@@ -105,8 +106,9 @@ def one_hot(t: Any, num_classes: int, /, *, dtype: Any = None, xp: Any = None) -
     return xp.astype(hot, xp.float32 if dtype is None else dtype)
 
 
-def _labels_as_one_hot(y: Any, t: Any, xp: Any) -> Any:
+def labels_as_one_hot(y: Any, t: Any, /, *, xp: Any = None) -> Any:
     """Labels ``t`` (integers or one-hot) as one-hot rows matching ``y``'s shape and dtype."""
+    xp = _ns(y, xp)
     if t.ndim == y.ndim and t.shape == y.shape:
         return t if t.dtype == y.dtype else xp.astype(t, y.dtype)
     return one_hot(xp.reshape(t, (-1,)), y.shape[-1], dtype=y.dtype, xp=xp)
@@ -122,7 +124,7 @@ def cross_entropy_error(y: Any, t: Any, /, *, xp: Any = None) -> Any:
     if y.ndim == 1:
         y = xp.reshape(y, (1, -1))
         t = xp.reshape(t, (1, -1)) if t.ndim == 1 and t.shape[0] == y.shape[1] else t
-    th = _labels_as_one_hot(y, t, xp)
+    th = labels_as_one_hot(y, t, xp=xp)
     batch_size = y.shape[0]
     return -xp.sum(th * xp.log(y + CROSS_ENTROPY_DELTA)) / batch_size
 

@@ -23,12 +23,13 @@ from typing import Any
 
 from array_api_compat import array_namespace
 
-from xpnet.backend import Kernels, _name_of_array, kernels_for
+from xpnet.backend import Kernels, kernels_of
 
 #: State key of the whole-buffer update (see :mod:`xpnet.params`)
 FLAT = "__flat__"
 
 __all__ = [
+    "OPTIMIZERS",
     "SGD",
     "AdaGrad",
     "Adam",
@@ -67,7 +68,7 @@ class Optimizer:
         if type(x) is not self._xp_type:
             self._xp = array_namespace(x)
             self._xp_type = type(x)
-            self._kernels = kernels_for(_name_of_array(x)) if self.fused else Kernels()
+            self._kernels = kernels_of(x) if self.fused else Kernels()
         return self._xp
 
     def _kernel(self, name: str) -> Any:
@@ -315,14 +316,11 @@ class Adam(Optimizer):
         return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
 
 
-_OPTIMIZERS = {
-    "sgd": SGD,
-    "momentum": Momentum,
-    "nesterov": Nesterov,
-    "adagrad": AdaGrad,
-    "rmsprop": RMSprop,
-    "adam": Adam,
+#: The optimizers by class name, in the book's order (:func:`get_optimizer` takes any case).
+OPTIMIZERS: dict[str, type[Optimizer]] = {
+    cls.__name__: cls for cls in (SGD, Momentum, Nesterov, AdaGrad, RMSprop, Adam)
 }
+_BY_LOWER_NAME = {name.lower(): cls for name, cls in OPTIMIZERS.items()}
 
 
 def get_optimizer(name: str, **params: Any) -> Optimizer:
@@ -333,9 +331,9 @@ def get_optimizer(name: str, **params: Any) -> Optimizer:
     """
     if isinstance(name, Optimizer):
         return name
-    cls = _OPTIMIZERS.get(str(name).lower())
+    cls = _BY_LOWER_NAME.get(str(name).lower())
     if cls is None:
-        valid = ", ".join(c.__name__ for c in _OPTIMIZERS.values())
+        valid = ", ".join(OPTIMIZERS)
         raise ValueError(f"unknown optimizer {name!r}; valid names are: {valid}")
     try:
         return cls(**params)

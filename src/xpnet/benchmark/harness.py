@@ -239,14 +239,7 @@ def _nbytes(arrays) -> int | None:
 
 def _device_label(be) -> str:
     """'' for the default CPU device of numpy/strict, else a short device name."""
-    if be.name == "numpy":
-        return ""
-    if be.name == "array_api_strict":
-        name = getattr(be.device, "_device", str(be.device))
-        return "" if name == "CPU_DEVICE" else str(name)
-    if be.name == "cupy":
-        return f"cuda:{getattr(be.device, 'id', be.device)}"
-    return "" if str(be.device) == "cpu" else str(be.device)
+    return "" if be.is_default_device else be.device_name
 
 
 def xpnet_candidate(cfg: Config, be, dtype: str, host) -> Candidate:
@@ -257,7 +250,7 @@ def xpnet_candidate(cfg: Config, be, dtype: str, host) -> Candidate:
     c = Candidate(f"xpnet-{be.name}-{dtype}", "xpnet", be.name, dev, dtype)
     c.sync = be.synchronize
     c.device_memory = be.memory_in_use
-    c.host_arrays = be.name in ("numpy", "array_api_strict")
+    c.host_arrays = be.numpy_memory
     net = _xpnet_net(cfg, be, dtype)
     c.param_bytes = _nbytes(net.params.values())
     if cfg.kind == "infer":

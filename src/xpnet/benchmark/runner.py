@@ -142,20 +142,15 @@ def _xpnet_core_missing() -> str | None:
 
 def _torch_device(args) -> tuple[str | None, str]:
     """The device of the torch.nn reference and torch GEMM rows (or None and a reason)."""
+    from xpnet.backend import BackendUnavailableError, get_backend
+
+    dev = str(args.device or "cpu")
+    if dev.isdigit():  # a CuPy device index: compare against torch on that GPU
+        dev = f"cuda:{dev}"
     try:
-        import torch
-    except ImportError:
-        return None, "torch is not installed (pip install torch) — no PyTorch reference rows"
-    dev = args.device or "cpu"
-    try:
-        d = torch.device(dev)
-    except (RuntimeError, TypeError):
-        d = torch.device("cpu")  # e.g. a CuPy device index: compare against torch on cuda
-        if str(dev).isdigit():
-            d = torch.device(f"cuda:{dev}")
-    if d.type == "cuda" and not torch.cuda.is_available():
-        return None, f"torch sees no CUDA device for {dev!r}"
-    return str(d), ""
+        return get_backend("torch", dev).device_name, ""
+    except (BackendUnavailableError, ValueError) as exc:
+        return None, f"no PyTorch reference rows: {exc}"
 
 
 def run(args: argparse.Namespace, log, argv: list[str],

@@ -20,7 +20,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import math
 import multiprocessing
-import re
 from typing import Any
 
 import numpy as np
@@ -70,16 +69,6 @@ def _trial(job: dict) -> dict:
     }
 
 
-def _device_spec(be) -> Any:
-    """The backend's device in a form that pickles and that ``get_backend`` takes back."""
-    if be.name == "numpy":
-        return None
-    if be.name == "array_api_strict":
-        m = re.search(r"Device\('([^']+)'\)", repr(be.device))
-        return m.group(1) if m else None
-    return str(be.device)
-
-
 def _executor(kind: str, workers: int):
     if kind == "thread":
         return cf.ThreadPoolExecutor(max_workers=workers), None
@@ -121,7 +110,7 @@ def run(*, backend: Any = "numpy", seed: int = 0, quick: bool = False, device: A
         lr = 10 ** rng.uniform(*cfg["lr_exp"])
         jobs.append({
             "trial": i, "lr": float(lr), "weight_decay": float(wd), "seed": seed + i,
-            "backend": be.name, "device": _device_spec(be),
+            "backend": be.name, "device": be.device_name,
             "hidden": list(cfg["hidden"]), "epochs": int(cfg["epochs"]),
             "batch_size": int(cfg["batch_size"]), "dtype": cfg["dtype"],
             "x_train": x_tr, "t_train": t_tr, "x_val": x_val, "t_val": t_val,

@@ -7,7 +7,7 @@ from typing import Any
 from array_api_compat import array_namespace
 
 from xpnet.backend import backend_of
-from xpnet.layers.base import Layer, _into
+from xpnet.layers.base import Layer, write_into
 
 
 class Affine(Layer):
@@ -68,7 +68,7 @@ class Affine(Layer):
         if self.dW_out is not None and self._matmul_into is not None:
             self.dW = self._matmul_into(xt, dout, self.dW_out)
         else:
-            self.dW = _into(self.dW_out, xt @ dout)
+            self.dW = write_into(self.dW_out, xt @ dout)
         self.db = self._col_sum(dout, out=self.db_out)
         if dx is not None and len(self.original_x_shape) != 2:
             dx = xp.reshape(dx, self.original_x_shape)

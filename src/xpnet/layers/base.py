@@ -50,19 +50,19 @@ class Layer:
 
     def _portable_col_sum(self, x: Any, out: Any = None) -> Any:
         """``sum(x, axis=0)``, into ``out`` when given."""
-        return _into(out, self._xp.sum(x, axis=0))
+        return write_into(out, self._xp.sum(x, axis=0))
 
     def _portable_col_dot(self, a: Any, b: Any, out: Any = None) -> Any:
         """``sum(a * b, axis=0)``, into ``out`` when given.  (``vecdot(a, b, axis=0)`` would
         save the temporary, but NumPy's took about 6 ms and array_api_compat's torch one
         10-12 ms at 512x1024, against 0.2 ms for this: ``python bench/micro.py``.)"""
-        return _into(out, self._xp.sum(a * b, axis=0))
+        return write_into(out, self._xp.sum(a * b, axis=0))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
 
-def _into(out: Any, value: Any) -> Any:
+def write_into(out: Any, value: Any) -> Any:
     """``value``, written into ``out`` when ``out`` is given."""
     if out is None:
         return value

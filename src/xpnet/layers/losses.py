@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from xpnet.functions import _labels_as_one_hot, cross_entropy_error, softmax
+from xpnet.functions import cross_entropy_error, labels_as_one_hot, softmax
 from xpnet.layers.base import Layer
 
 
@@ -30,7 +30,7 @@ class SoftmaxWithLoss(Layer):
         xp = self._ns(x)
         self.t = t
         self.y = softmax(x, xp=xp)
-        self._t_hot = _labels_as_one_hot(self.y, t, xp)  # reused by backward
+        self._t_hot = labels_as_one_hot(self.y, t, xp=xp)  # reused by backward
         self.loss = cross_entropy_error(self.y, self._t_hot, xp=xp)
         return self.loss
 

@@ -1,0 +1,421 @@
+"""What every library's room shares: the :class:`Backend` base, the generator and kernel bases,
+and the registry that maps names and arrays to the room that owns them.
+
+A room (``_numpy.py``, ``_torch.py``, ``_cupy.py``, ``_strict.py``) subclasses :class:`Backend`,
+:class:`Generator` and :class:`Kernels`, and registers its backend class with :func:`register`.
+Nothing here imports torch or CuPy; the rooms import them lazily, inside their methods, so that
+``import xpnet`` stays cheap and works without them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from types import ModuleType
+from typing import Any, ClassVar
+
+import array_api_compat
+import numpy as np
+
+
+class BackendUnavailableError(RuntimeError):
+    """The backend's package is missing, or it has no usable device."""
+
+
+# --------------------------------------------------------------------------------------------
+# Fused fast paths
+# --------------------------------------------------------------------------------------------
+
+
+class Kernels:
+    """Optional fused implementations of hot operations, one subclass per library.
+
+    The portable code in :mod:`xpnet.optim` and :mod:`xpnet.layers` is the reference; a kernel
+    here must compute the same numbers (up to rounding) with fewer passes over memory or fewer
+    Python-level operations.  A slot left as ``None`` means "use the portable code".  Tests
+    compare every kernel with the portable path.
+
+    Optimizer kernels update ``p`` and the state arrays in place.
+    """
+
+    name = "portable"
+    #: ``matmul_into(a, b, out)``: ``out[...] = a @ b`` without a temporary
+    matmul_into = None
+    #: ``adam(p, g, m, v, lr_t, beta1, beta2, eps)``
+    adam = None
+    #: ``rmsprop(p, g, h, lr, decay_rate, eps)``
+    rmsprop = None
+    #: ``adagrad(p, g, h, lr, eps)``
+    adagrad = None
+    #: ``momentum(p, g, v, lr, momentum)``
+    momentum = None
+    #: ``relu_(x)``: ``max(x, 0)`` in place, returns ``x``
+    relu_ = None
+    #: ``relu_backward(dout, mask)``: ``where(mask, dout, 0)`` for a boolean ``mask``
+    relu_backward = None
+    #: ``col_dot(a, b, out=None)``: ``sum(a * b, axis=0)`` of two 2-D arrays of the same shape,
+    #: into ``out`` when given
+    col_dot = None
+    #: ``col_sum(x, out=None)``: ``sum(x, axis=0)`` of a 2-D array, into ``out`` when given
+    col_sum = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"
+
+
+#: The kernels of a backend without fast paths (every slot None).
+PORTABLE = Kernels()
+
+
+# --------------------------------------------------------------------------------------------
+# Random numbers on the device
+# --------------------------------------------------------------------------------------------
+
+
+class Generator:
+    """Seeded random numbers drawn on a backend's device; each room subclasses it.
+
+    Streams differ between libraries: the same seed gives the same *distribution*, not the same
+    numbers.  Where identical numbers matter (initial weights), draw on the host with NumPy and
+    copy -- see :mod:`xpnet.init`.
+    """
+
+    def __init__(self, backend: Backend, seed: int | None = None):
+        self.backend = backend
+        self.seed = seed
+
+    def uniform(self, shape: tuple[int, ...], dtype: Any = "float32") -> Any:
+        """Samples from U[0, 1) of the given shape, on the device."""
+        raise NotImplementedError  # pragma: no cover - each room implements it
+
+    def normal(self, shape: tuple[int, ...], dtype: Any = "float32") -> Any:
+        """Standard normal samples of the given shape, on the device."""
+        raise NotImplementedError  # pragma: no cover - each room implements it
+
+    def integers(self, high: int, size: int) -> Any:
+        """``size`` integers from ``[0, high)`` on the device (int64)."""
+        raise NotImplementedError  # pragma: no cover - each room implements it
+
+    def bernoulli_mask(self, shape: tuple[int, ...], keep: float, dtype: Any = "float32") -> Any:
+        """A mask of 1.0 (probability ``keep``) and 0.0 of the given shape and float dtype.
+
+        Drawn as ``uniform > 1 - keep``, the book's ``np.random.rand(*x.shape) > ratio``.
+        """
+        dt = self.backend.dtype(dtype)
+        u = self.uniform(shape, dt)
+        return self.backend.xp.astype(u > (1.0 - keep), dt)
+
+
+class HostGenerator(Generator):
+    """Draws with NumPy's SFC64 on the host (the fastest of NumPy's bit generators: dropout
+    masks are drawn every step); :meth:`_place` puts the result on the backend's device."""
+
+    def __init__(self, backend: Backend, seed: int | None = None):
+        super().__init__(backend, seed)
+        self._gen = np.random.Generator(np.random.SFC64(seed))
+
+    def _place(self, host: np.ndarray) -> Any:
+        return self.backend.asarray(host)
+
+    def _host_dtype(self, dtype: Any) -> Any:
+        return np.float64 if self.backend.dtype(dtype) == self.backend.xp.float64 else np.float32
+
+    def uniform(self, shape: tuple[int, ...], dtype: Any = "float32") -> Any:
+        shape = tuple(int(s) for s in shape)
+        return self._place(self._gen.random(shape, dtype=self._host_dtype(dtype)))
+
+    def normal(self, shape: tuple[int, ...], dtype: Any = "float32") -> Any:
+        shape = tuple(int(s) for s in shape)
+        return self._place(self._gen.standard_normal(shape, dtype=self._host_dtype(dtype)))
+
+    def integers(self, high: int, size: int) -> Any:
+        return self._place(self._gen.integers(0, int(high), int(size)))
+
+    def bernoulli_mask(self, shape: tuple[int, ...], keep: float, dtype: Any = "float32") -> Any:
+        """As :meth:`Generator.bernoulli_mask`, from raw 32-bit draws compared with
+        ``round((1 - keep) * 2**32)``: the same Bernoulli distribution (to 2**-32, finer than a
+        float32 uniform's 2**-24) at half the cost."""
+        n = math.prod(int(d) for d in shape)
+        raw = self._gen.bit_generator.random_raw((n + 1) // 2)
+        bits = raw.view(np.uint32)[:n].reshape(shape)
+        threshold = min(round((1.0 - keep) * 2.0**32), 2**32 - 1)
+        mask = np.empty(shape, self._host_dtype(dtype))
+        np.greater_equal(bits, np.uint32(threshold), out=mask)  # 1.0 / 0.0, one pass
+        return self._place(mask)
+
+
+# --------------------------------------------------------------------------------------------
+# Backend
+# --------------------------------------------------------------------------------------------
+
+
+class Backend:
+    """An array library plus a device: everything xpnet needs to create and move arrays.
+
+    Do not build one directly; call :func:`xpnet.get_backend`.  Each library has its own
+    subclass (in its own module of :mod:`xpnet.backend`), which is the only code that knows the
+    library.
+
+    Attributes
+    ----------
+    name : str
+        One of :data:`xpnet.backend.BACKEND_NAMES`.
+    xp : module
+        The Array API namespace (the ``array_api_compat`` wrapper for numpy, cupy and torch;
+        ``array_api_strict`` itself).
+    device : object
+        The device arrays are created on (``"cpu"`` for NumPy, a ``cupy.cuda.Device``, a
+        ``torch.device``, an ``array_api_strict.Device``).
+    module : module
+        The raw library (numpy, cupy, torch, array_api_strict).
+    kernels : Kernels
+        The library's fused fast paths (:class:`Kernels`; a slot left None is portable code).
+    """
+
+    #: the backend's name, and other names users may type for it
+    name: ClassVar[str] = ""
+    aliases: ClassVar[tuple[str, ...]] = ()
+    #: the distribution to install, for error messages
+    install_hint: ClassVar[str] = ""
+    #: the name of the default device (what :attr:`device_name` is when none was asked for)
+    default_device_name: ClassVar[str | None] = None
+    #: the fast paths of this library (instantiated once per class)
+    kernels_class: ClassVar[type[Kernels]] = Kernels
+    generator_class: ClassVar[type[Generator]] = HostGenerator
+    #: arrays are allocated by NumPy in host memory (``tracemalloc`` sees them)
+    numpy_memory: ClassVar[bool] = False
+    _kernels: ClassVar[Kernels | None] = None
+
+    def __init__(self, xp: ModuleType, device: Any, module: ModuleType):
+        self.xp = xp
+        self.device = device
+        self.module = module
+        self._array_type = self.array_type(module)
+        self._dtype_cache: dict[Any, Any] = {}
+        self.kernels = type(self).get_kernels()
+
+    # -- what each room provides --------------------------------------------------------------
+
+    @classmethod
+    def build(cls, device: Any = None) -> Backend:
+        """Import the library, check the device and return a backend on it."""
+        raise NotImplementedError  # pragma: no cover - each room implements it
+
+    @staticmethod
+    def owns(x: Any) -> bool:
+        """Whether ``x`` is an array of this library (without importing the library)."""
+        raise NotImplementedError  # pragma: no cover - each room implements it
+
+    @classmethod
+    def owns_namespace(cls, mod: ModuleType) -> bool:
+        """Whether ``mod`` is this library or its array_api_compat namespace."""
+        name = mod.__name__
+        return (name == cls.name or name == f"array_api_compat.{cls.name}"
+                or name.startswith(cls.name + "."))
+
+    @staticmethod
+    def array_type(module: ModuleType) -> type | tuple[type, ...]:
+        """The library's array type(s), for :meth:`is_array`."""
+        raise NotImplementedError  # pragma: no cover - each room implements it
+
+    @staticmethod
+    def array_to_numpy(x: Any) -> np.ndarray:
+        """One of this library's arrays (on any device) to a host NumPy array."""
+        return np.from_dlpack(x)
+
+    def _from_host(self, host: np.ndarray, dt: Any, copy: bool | None) -> Any:
+        """A host NumPy array to this device, in ``dt`` (None: keep the dtype)."""
+        return self.xp.asarray(host, dtype=dt, device=self.device, copy=copy)
+
+    def _to_this_device(self, x: Any) -> Any:
+        """One of this library's arrays, on another device, moved to this one."""
+        return array_api_compat.to_device(x, self.device)
+
+    def synchronize(self) -> None:
+        """Wait for all work queued on the device (CuPy and torch CUDA launch asynchronously)."""
+
+    def memory_in_use(self) -> int | None:
+        """Bytes currently allocated on the device, where the library reports it, else None."""
+        return None
+
+    @property
+    def device_name(self) -> str:
+        """The device as a string that :func:`xpnet.get_backend` takes back (and that pickles):
+        ``"cpu"``, ``"cuda:0"``, ``"device1"``."""
+        return str(self.device)
+
+    @classmethod
+    def describe_devices(cls, module: ModuleType) -> list[str]:
+        """The devices this library offers here, for ``xpnet info``."""
+        return []
+
+    # -- identity ---------------------------------------------------------------------------
+
+    @classmethod
+    def get_kernels(cls) -> Kernels:
+        """The library's :class:`Kernels` instance (one per class)."""
+        k = cls.__dict__.get("_kernels")
+        if k is None:
+            k = cls.kernels_class()
+            cls._kernels = k
+        return k
+
+    def __repr__(self) -> str:
+        return f"Backend(name={self.name!r}, device={self.device!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Backend):
+            return NotImplemented
+        return type(self) is type(other) and self.device_name == other.device_name
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.device_name))
+
+    @property
+    def is_default_device(self) -> bool:
+        """Whether arrays live on the library's default device."""
+        return self.device_name == self.default_device_name
+
+    # -- dtypes -----------------------------------------------------------------------------
+
+    def dtype(self, dtype: Any = "float32") -> Any:
+        """Resolve ``"float32"``, ``"float64"``, a NumPy dtype or a namespace dtype to ``xp``'s."""
+        try:
+            return self._dtype_cache[dtype]
+        except (KeyError, TypeError):
+            pass
+        resolved = self._resolve_dtype(dtype)
+        try:
+            self._dtype_cache[dtype] = resolved
+        except TypeError:
+            pass
+        return resolved
+
+    def _resolve_dtype(self, dtype: Any) -> Any:
+        if dtype is None:
+            dtype = "float32"
+        if isinstance(dtype, (str, np.dtype, type)):
+            try:
+                name = np.dtype(dtype).name
+            except TypeError:
+                name = None
+            if name is not None and hasattr(self.xp, name):
+                return getattr(self.xp, name)
+            if isinstance(dtype, str):
+                raise ValueError(f"unknown dtype {dtype!r}; use 'float32' or 'float64'")
+        return dtype  # already a dtype of this namespace
+
+    def dtype_name(self, dtype: Any) -> str:
+        """``'float32'``, ``'float64'``, ``'int64'``, ... for a dtype of this namespace."""
+        for name in ("float32", "float64", "float16", "int64", "int32", "int16", "int8",
+                     "uint8", "bool"):
+            if dtype == getattr(self.xp, name, None):
+                return name
+        return str(dtype)
+
+    # -- moving arrays ----------------------------------------------------------------------
+
+    def is_array(self, x: Any) -> bool:
+        """Whether ``x`` is an array of this backend's library (on any device)."""
+        return isinstance(x, self._array_type)
+
+    def asarray(self, x: Any, dtype: Any = None, *, copy: bool | None = None) -> Any:
+        """Host data (NumPy array, list, scalar) or an array of any backend -> this device.
+
+        Arrays already of this library, on this device and dtype, are returned as they are
+        (no copy unless ``copy=True``).  ``dtype`` may be a string such as ``"float32"``.
+        """
+        dt = None if dtype is None else self.dtype(dtype)
+        if self.is_array(x):
+            xp = self.xp
+            if dt is not None and x.dtype != dt:
+                x = xp.astype(x, dt)
+            dev = array_api_compat.device(x)
+            if dev != self.device and str(dev) != str(self.device):
+                x = self._to_this_device(x)
+            return xp.asarray(x, copy=True) if copy else x
+        return self._from_host(to_host(x), dt, copy)
+
+    def labels(self, t: Any, float_dtype: Any) -> Any:
+        """Class labels to this device: integers (any int type, lists) as int64, one-hot rows
+        (floats) in ``float_dtype``."""
+        if not self.is_array(t):
+            t = to_host(t)
+            if t.dtype.kind in "fc":
+                return self.asarray(t, dtype=float_dtype)
+            return self.asarray(t.astype(np.int64, copy=False))
+        if self.xp.isdtype(t.dtype, "real floating"):
+            return self.asarray(t, dtype=float_dtype)
+        return self.asarray(t)
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        """Copy an array of this backend (or anything array-like) to a host NumPy array."""
+        if isinstance(x, np.ndarray):
+            return x
+        if self.is_array(x):
+            return self.array_to_numpy(x)
+        return to_host(x)
+
+    def to_float(self, x: Any) -> float:
+        """A 0-d array (or number) -> Python float.  Synchronizes with the device."""
+        if isinstance(x, (int, float)):
+            return float(x)
+        return float(self.to_numpy(x))
+
+    def random(self, seed: int | None = None) -> Generator:
+        """A seeded random generator that draws on this backend's device."""
+        return self.generator_class(self, seed)
+
+
+# --------------------------------------------------------------------------------------------
+# The registry: one backend class per library
+# --------------------------------------------------------------------------------------------
+
+#: name -> backend class, in the order :func:`xpnet.available_backends` tries them
+REGISTRY: dict[str, type[Backend]] = {}
+#: every name users may type -> the canonical name
+ALIASES: dict[str, str] = {}
+
+
+def register(cls: type[Backend]) -> type[Backend]:
+    """Class decorator: make a room's backend known by its name and aliases."""
+    REGISTRY[cls.name] = cls
+    for alias in (cls.name, *cls.aliases):
+        ALIASES[alias.lower()] = cls.name
+    return cls
+
+
+def library_of(x: Any) -> type[Backend] | None:
+    """The backend class whose library ``x`` is an array of, or None."""
+    for cls in REGISTRY.values():
+        if cls.owns(x):
+            return cls
+    return None
+
+
+def import_library(name: str, install_hint: str) -> ModuleType:
+    """Import a backend's library or raise :class:`BackendUnavailableError` saying how to get
+    it."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            f"backend {name!r} needs the package {name!r}, which is not installed: "
+            f"{install_hint}"
+        ) from exc
+
+
+def to_host(x: Any) -> np.ndarray:
+    """Anything array-like (an array of any registered library, a list, a number) to a NumPy
+    array on the host."""
+    if isinstance(x, np.ndarray):
+        return x
+    cls = library_of(x)
+    if cls is not None:
+        return cls.array_to_numpy(x)
+    if hasattr(x, "__dlpack__") and not isinstance(x, (list, tuple)):
+        try:
+            return np.from_dlpack(x)
+        except (BufferError, RuntimeError, TypeError, ValueError):
+            pass
+    return np.asarray(x)

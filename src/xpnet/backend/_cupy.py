@@ -1,0 +1,161 @@
+"""CuPy's room: NVIDIA GPUs, and one fused ``ElementwiseKernel`` per optimizer update.
+
+Everything xpnet knows about CuPy lives here, including the one probe that decides whether a GPU
+is usable (``cupy.cuda.runtime.getDeviceCount()``).  CuPy is imported lazily.
+
+No GPU was available to develop this project: this room is exercised by its tests on a machine
+with one (``nox -s tests-cupy``); everywhere else the same portable code runs under
+``array_api_strict`` and torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+from xpnet.backend._base import Backend, BackendUnavailableError, Generator, Kernels, register
+
+
+class CupyKernels(Kernels):
+    """One fused CUDA ``ElementwiseKernel`` per optimizer update (compiled on first use)."""
+
+    name = "cupy"
+
+    def __init__(self) -> None:
+        self._adam = None
+
+    @staticmethod
+    def relu_(x):  # noqa: ANN001, ANN205
+        import cupy
+
+        return cupy.maximum(x, 0, out=x)
+
+    def adam(self, p, g, m, v, lr_t, beta1, beta2, eps):  # noqa: ANN001, ANN201
+        import cupy
+
+        if self._adam is None:
+            self._adam = cupy.ElementwiseKernel(
+                "T g, T lr_t, T b1c, T b2c, T eps", "T p, T m, T v",
+                "m += b1c * (g - m); v += b2c * (g * g - v); p -= lr_t * m / (sqrt(v) + eps);",
+                "xpnet_adam",
+            )
+        c = p.dtype.type
+        self._adam(g, c(lr_t), c(1.0 - beta1), c(1.0 - beta2), c(eps), p, m, v)
+
+
+class CupyGenerator(Generator):
+    """CuPy's ``default_rng`` (XORWOW) on the backend's device."""
+
+    def __init__(self, backend: Backend, seed: int | None = None):
+        super().__init__(backend, seed)
+        with backend.device:
+            self._gen = backend.module.random.default_rng(seed)
+
+    def uniform(self, shape: tuple[int, ...], dtype: Any = "float32") -> Any:
+        with self.backend.device:
+            return self._gen.random(tuple(int(s) for s in shape),
+                                    dtype=self.backend.dtype(dtype))
+
+    def normal(self, shape: tuple[int, ...], dtype: Any = "float32") -> Any:
+        with self.backend.device:
+            return self._gen.standard_normal(tuple(int(s) for s in shape),
+                                             dtype=self.backend.dtype(dtype))
+
+    def integers(self, high: int, size: int) -> Any:
+        with self.backend.device:
+            return self._gen.integers(0, int(high), int(size))
+
+
+@register
+class CupyBackend(Backend):
+    """CuPy arrays on one CUDA device (an int, ``"cuda:N"`` or a ``cupy.cuda.Device``)."""
+
+    name = "cupy"
+    aliases = ("cp",)
+    install_hint = "pip install 'xpnet[cupy]'  (CuPy for CUDA 12: cupy-cuda12x)"
+    kernels_class = CupyKernels
+    generator_class = CupyGenerator
+
+    @classmethod
+    def build(cls, device: Any = None) -> CupyBackend:
+        try:
+            cupy = importlib.import_module("cupy")
+        except ImportError as exc:
+            raise BackendUnavailableError(
+                "backend 'cupy' needs CuPy, which is not installed: " + cls.install_hint
+            ) from exc
+        count = cls.device_count(cupy)
+        import array_api_compat.cupy as xp
+
+        if device is None:
+            dev = cupy.cuda.Device()
+        elif isinstance(device, cupy.cuda.Device):
+            dev = device
+        else:
+            s = str(device)
+            if s.startswith("cuda"):
+                s = s.partition(":")[2] or "0"
+            try:
+                dev = cupy.cuda.Device(int(s))
+            except ValueError as exc:
+                raise ValueError(
+                    f"CuPy device must be an int or 'cuda:N', not {device!r}") from exc
+        if dev.id >= count:
+            raise ValueError(f"CuPy sees {count} device(s); device {dev.id} does not exist")
+        return cls(xp, dev, cupy)
+
+    @staticmethod
+    def device_count(cupy: ModuleType) -> int:
+        """The number of CUDA devices CuPy sees; :class:`BackendUnavailableError` if none."""
+        try:
+            count = cupy.cuda.runtime.getDeviceCount()
+        except Exception as exc:  # CUDARuntimeError, missing driver libraries
+            raise BackendUnavailableError(
+                "CuPy is installed but sees no CUDA device "
+                f"({type(exc).__name__}: {exc}); run on a machine with an NVIDIA GPU and "
+                "driver, or choose backend='numpy' / 'torch'"
+            ) from exc
+        if count == 0:
+            raise BackendUnavailableError(
+                "CuPy is installed but sees no CUDA device; run on a machine with an NVIDIA GPU"
+            )
+        return int(count)
+
+    @staticmethod
+    def owns(x: Any) -> bool:
+        return array_api_compat.is_cupy_array(x)
+
+    @staticmethod
+    def array_type(module: ModuleType) -> type:
+        return module.ndarray
+
+    @staticmethod
+    def array_to_numpy(x: Any) -> np.ndarray:
+        return x.get()
+
+    def _from_host(self, host: np.ndarray, dt: Any, copy: bool | None) -> Any:
+        with self.device:
+            return self.module.asarray(host, dtype=dt)
+
+    def _to_this_device(self, x: Any) -> Any:
+        with self.device:
+            return self.module.asarray(x)  # a peer copy
+
+    def synchronize(self) -> None:
+        self.module.cuda.get_current_stream().synchronize()
+
+    def memory_in_use(self) -> int | None:
+        return int(self.module.get_default_memory_pool().used_bytes())
+
+    @property
+    def device_name(self) -> str:
+        return f"cuda:{self.device.id}"
+
+    @classmethod
+    def describe_devices(cls, module: ModuleType) -> list[str]:
+        n = cls.device_count(module)
+        return [f"cuda:{i}" for i in range(n)]
