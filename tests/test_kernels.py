@@ -101,15 +101,16 @@ def test_numpy_kernels_keep_float32_and_match_portable():
 
 
 def test_optimizer_state_is_flat_and_keyed(backend):
-    _, opt = _run(backend, "Adam", fused=True, flat=True, steps=3)
-    from xpnet.optim import FLAT
-
+    params, opt = _run(backend, "Adam", fused=True, flat=True, steps=3)
     m = opt.m
-    assert FLAT in m
-    # per-key state entries are views of the flat state
+    # the book-visible state has the parameters' keys and nothing else (no whole-buffer key)
+    assert list(m) == list(params) and list(opt.v) == list(params)
+    # per-key state entries are views of one flat state buffer: a write to the buffer shows
     assert_on_backend(backend, m["W1"], shape=(7, 5))
-    flat_host = backend.to_numpy(m[FLAT])
-    np.testing.assert_array_equal(backend.to_numpy(m["W1"]).reshape(-1), flat_host[:35])
+    before = backend.to_numpy(m["b1"]).copy()
+    flat_m = opt._flat_state["m"]
+    flat_m[35:40] = flat_m[35:40] + 1.0  # b1 follows W1's 7 * 5 values
+    np.testing.assert_array_equal(backend.to_numpy(m["b1"]), before + 1.0)
 
 
 def test_per_key_state_carries_over_to_flat(backend):
@@ -394,7 +395,6 @@ def test_threaded_update_in_a_thread_outliving_the_main_script(tmp_path):
 
 
 def _threaded_adam_in_child(conn):  # runs in a forked child
-    import xpnet.backend._threads as B
 
     p = np.zeros(4000)
     kernels_for("numpy").adam(p, np.ones(4000), np.zeros(4000), np.zeros(4000), 0.1, 0.9,

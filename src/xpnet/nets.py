@@ -165,9 +165,13 @@ class MultiLayerNetExtend:
         )
         self._eval_plan = self._build_eval_plan()
         if self._grads is not None:
+            # Layers write their gradients straight into the flat gradient buffer, which is
+            # never handed out itself (``gradient`` returns a new dict over it): what a user
+            # does to a returned dict cannot redirect these writes.  (``gradient`` sets each
+            # Affine's ``dW_out`` per call: under weight decay dW is the layer's own array.)
             for i in range(1, last + 1):
                 aff = self.layers[f"Affine{i}"]
-                aff.dW_out, aff.db_out = self._grads[f"W{i}"], self._grads[f"b{i}"]
+                aff.db_out = self._grads[f"b{i}"]
                 if self.use_batchnorm and i != last:
                     bn = self.layers[f"BatchNorm{i}"]
                     bn.dgamma_out = self._grads[f"gamma{i}"]
@@ -285,45 +289,47 @@ class MultiLayerNetExtend:
             correct = correct + xp.count_nonzero(hit)
         return self.backend.to_float(correct) / n
 
-    def gradient(self, x: Any, t: Any) -> dict[str, Any]:
+    def gradient(self, x: Any, t: Any, *, copy: bool = False) -> dict[str, Any]:
         """Gradients of ``loss(x, t, train_flg=True)`` by backpropagation.
 
         Returns a dict with the keys of ``params``; arrays on the backend.  The loss of this
         forward pass is kept in ``last_loss`` (a 0-d device array).
 
-        The returned arrays are views of one gradient buffer that the *next* call overwrites
-        (as PyTorch's ``.grad``); copy them if you keep them across calls.
+        Each call returns a new dict, but its arrays are views of one gradient buffer that the
+        *next* call overwrites (as PyTorch's ``.grad``): replacing an entry of the dict is
+        harmless, keeping the arrays across calls is not.  ``copy=True`` returns arrays of their
+        own, to keep (``dict(g)`` or ``g.copy()`` would still share them).
         """
         lam = self.weight_decay_lambda
         last = self.hidden_layer_num + 1
-        grads = self._grads
-        if grads is not None:
-            # Affine and BatchNorm layers write their gradients straight into the flat gradient
-            # buffer -- except dW under weight decay, where the layer's dW stays the data
-            # gradient (as in the book) and the buffer gets dW + lambda * W.
+        if self._grads is not None:
+            # dW straight into the buffer -- except under weight decay, where the layer's dW
+            # stays the data gradient (as in the book) and the buffer gets dW + lambda * W
             for idx in range(1, last + 1):
-                self.layers[f"Affine{idx}"].dW_out = None if lam else grads[f"W{idx}"]
-
+                self.layers[f"Affine{idx}"].dW_out = None if lam else self._grads[f"W{idx}"]
         self.last_loss = self.loss(x, t, train_flg=True)
         dout = self.last_layer.backward(1)
         for layer in reversed(self.layers.values()):
             dout = layer.backward(dout)  # None after Affine1 (need_dx=False)
 
-        if grads is not None:  # the layers wrote their gradients into the buffer
-            if lam:
+        if self._grads is not None:  # the layers wrote their gradients into the buffer
+            if lam:  # the layers' dW stay the data gradients, as in the book
                 for idx in range(1, last + 1):
                     aff = self.layers[f"Affine{idx}"]
-                    grads[f"W{idx}"][...] = aff.dW + lam * aff.W
-            return grads
-        grads = {}
-        for idx in range(1, last + 1):
-            aff = self.layers[f"Affine{idx}"]
-            grads[f"W{idx}"] = aff.dW + lam * aff.W if lam else aff.dW
-            grads[f"b{idx}"] = aff.db
-            if self.use_batchnorm and idx != last:
-                bn = self.layers[f"BatchNorm{idx}"]
-                grads[f"gamma{idx}"] = bn.dgamma
-                grads[f"beta{idx}"] = bn.dbeta
+                    self._grads[f"W{idx}"][...] = aff.dW + lam * aff.W
+            grads = self._grads.new_dict()
+        else:
+            grads = {}
+            for idx in range(1, last + 1):
+                aff = self.layers[f"Affine{idx}"]
+                grads[f"W{idx}"] = aff.dW + lam * aff.W if lam else aff.dW
+                grads[f"b{idx}"] = aff.db
+                if self.use_batchnorm and idx != last:
+                    bn = self.layers[f"BatchNorm{idx}"]
+                    grads[f"gamma{idx}"] = bn.dgamma
+                    grads[f"beta{idx}"] = bn.dbeta
+        if copy:
+            return {k: self.xp.asarray(v, copy=True) for k, v in grads.items()}
         return grads
 
     def numerical_gradient(self, x: Any, t: Any, h: float = 1e-4) -> dict[str, Any]:

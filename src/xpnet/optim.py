@@ -24,9 +24,7 @@ from typing import Any
 from array_api_compat import array_namespace
 
 from xpnet.backend import Kernels, kernels_of
-
-#: State key of the whole-buffer update (see :mod:`xpnet.params`)
-FLAT = "__flat__"
+from xpnet.params import Layout
 
 __all__ = [
     "OPTIMIZERS",
@@ -46,9 +44,15 @@ class Optimizer:
 
     When ``params`` and ``grads`` are both :class:`~xpnet.params.ParamDict` views of flat
     buffers with one layout (as xpnet's networks hand out), the update runs once over the whole
-    buffer; the state then lives in flat buffers too, and ``state[name][key]`` are views of
-    them.  ``fused=True`` lets the backend's fused kernel (:class:`xpnet.backend.Kernels`) run
-    the update where it has one; ``fused=False`` forces the portable reference code.
+    buffer; the state then lives in flat buffers too, and ``state[name][key]`` (the book's
+    ``opt.v['W1']``, ...) are views of them.  ``fused=True`` lets the backend's fused kernel
+    (:class:`xpnet.backend.Kernels`) run the update where it has one; ``fused=False`` forces the
+    portable reference code.
+
+    An update steps every parameter or none: keys and shapes of ``params``, ``grads`` and the
+    state are checked before anything is written.  State belongs to the parameters it was built
+    for: an optimizer handed parameters of other shapes (another network) raises ``ValueError``
+    -- make one optimizer per network.
     """
 
     #: names of the state arrays each parameter gets, created as zeros on first sight
@@ -60,6 +64,9 @@ class Optimizer:
         self.lr = float(lr)
         self.fused = bool(fused)
         self.state: dict[str, dict[str, Any]] = {name: {} for name in self.state_names}
+        #: whole-buffer state (name -> flat array) and the layout it was built for
+        self._flat_state: dict[str, Any] = {}
+        self._flat_layout: Layout | None = None
         self._xp = None
         self._xp_type: type | None = None
         self._kernels: Kernels = Kernels()
@@ -75,56 +82,112 @@ class Optimizer:
         """The backend's fused kernel for this update, or None for the portable code."""
         return getattr(self._kernels, name)
 
-    def _build(self, params: dict[str, Any], keys: Any) -> None:
+    # -- checks (before any step) -------------------------------------------------------------
+
+    def _check_keys_and_shapes(self, params: dict[str, Any], grads: dict[str, Any]) -> None:
+        """Every parameter has a gradient of its shape, and no gradient is extra."""
+        missing = [k for k in params if k not in grads]
+        extra = [k for k in grads if k not in params]
+        if missing or extra:
+            parts = []
+            if missing:
+                parts.append(f"no gradient for {missing}")
+            if extra:
+                parts.append(f"gradients for unknown parameters {extra}")
+            raise ValueError(f"grads must have the keys of params: {'; '.join(parts)}")
+        for key, p in params.items():
+            g = grads[key]
+            if tuple(_shape(g)) != tuple(_shape(p)):
+                raise ValueError(
+                    f"grads[{key!r}] has shape {tuple(_shape(g))} but params[{key!r}] has "
+                    f"shape {tuple(_shape(p))}"
+                )
+        if self.state_names:
+            store = self.state[self.state_names[0]]
+            for key, p in params.items():
+                old = store.get(key)
+                if old is not None and tuple(old.shape) != tuple(_shape(p)):
+                    raise ValueError(
+                        f"this {type(self).__name__} holds state for a parameter {key!r} of shape "
+                        f"{tuple(old.shape)}, but params[{key!r}] has shape {tuple(_shape(p))}: "
+                        "an optimizer's state belongs to one network; make a new optimizer "
+                        "for each network"
+                    )
+
+    def _check_layout(self, layout: Layout) -> None:
+        mine = self._flat_layout
+        if mine is not None and mine is not layout and mine.shapes != layout.shapes:
+            raise ValueError(
+                f"this {type(self).__name__} holds state for parameters {_describe(mine)}, but "
+                f"was given {_describe(layout)}: an optimizer's state belongs to one network; "
+                "make a new optimizer for each network"
+            )
+
+    # -- state --------------------------------------------------------------------------------
+
+    def _build(self, params: dict[str, Any]) -> None:
         """Create zero state for parameters seen for the first time (Keras' ``build``)."""
-        for key in keys:
+        for key, p in params.items():
             for name in self.state_names:
                 store = self.state[name]
                 if key not in store:
-                    store[key] = self._ns(params[key]).zeros_like(params[key])
+                    store[key] = self._ns(p).zeros_like(p)
 
     def _build_flat(self, params: Any, flat: Any) -> None:
         """Create flat zero state for a :class:`~xpnet.params.ParamDict`; per-key entries
         become views of it (carrying over any per-key state built before)."""
+        if self._flat_layout is not None:
+            return
         xp = self._ns(flat)
         for name in self.state_names:
             store = self.state[name]
-            if FLAT in store:
-                continue
             buf = xp.zeros_like(flat)
             for key, view in params.layout.views(xp, buf).items():
                 if key in store:
                     view[...] = store[key]
                 store[key] = view
-            store[FLAT] = buf
+            self._flat_state[name] = buf
+        self._flat_layout = params.layout
+
+    # -- the update ---------------------------------------------------------------------------
 
     def update(self, params: dict[str, Any], grads: dict[str, Any]) -> None:
-        """Update ``params`` in place from ``grads`` (same keys)."""
+        """Update ``params`` in place from ``grads`` (same keys and shapes).
+
+        Raises
+        ------
+        ValueError
+            If a parameter has no gradient, a gradient has no parameter or another shape, or
+            the optimizer's state was built for other parameters -- before anything is updated.
+        """
         flat_p = params.flat_view() if hasattr(params, "flat_view") else None
-        if flat_p is not None and hasattr(grads, "flat_view") and (
-            getattr(grads, "layout", None) is params.layout
-        ):
+        if flat_p is not None and getattr(grads, "layout", None) is params.layout:
             flat_g = grads.flat_view()
             if flat_g is not None:
+                self._check_layout(params.layout)
+                if self._flat_layout is None:
+                    self._check_keys_and_shapes(params, grads)  # per-key state built before
                 self._begin_step()
                 self._ns(flat_p)
                 if self.state_names:
                     self._build_flat(params, flat_p)
-                self._step(FLAT, flat_p, flat_g)
+                self._step(None, flat_p, flat_g)  # the whole buffer at once
                 return
-        missing = [k for k in grads if k not in params]
-        if missing:
-            raise KeyError(f"gradients for unknown parameters: {missing}")
+        self._check_keys_and_shapes(params, grads)
         self._begin_step()
         if self.state_names:
-            self._build(params, grads.keys())
-        for key, g in grads.items():
-            self._step(key, params[key], g)
+            self._build(params)
+        for key, p in params.items():
+            self._step(key, p, grads[key])
+
+    def _state(self, name: str, key: str | None) -> Any:
+        """State array ``name`` of parameter ``key`` (``None``: the whole flat buffer)."""
+        return self._flat_state[name] if key is None else self.state[name][key]
 
     def _begin_step(self) -> None:
         """Hook run once per ``update`` (Adam counts its steps here)."""
 
-    def _step(self, key: str, p: Any, g: Any) -> None:
+    def _step(self, key: str | None, p: Any, g: Any) -> None:
         raise NotImplementedError  # pragma: no cover - abstract
 
     def __repr__(self) -> str:
@@ -136,13 +199,23 @@ class Optimizer:
         return {"lr": self.lr}
 
 
+def _shape(x: Any) -> tuple[int, ...]:
+    return tuple(getattr(x, "shape", ()))
+
+
+def _describe(layout: Layout) -> str:
+    items = list(layout.shapes.items())
+    text = ", ".join(f"{k}{tuple(s)}" for k, s in items[:4])
+    return "{" + text + (", ..." if len(items) > 4 else "") + f"}} ({layout.size} values)"
+
+
 class SGD(Optimizer):
     """Stochastic gradient descent: ``p -= lr * g``.  Same as ``torch.optim.SGD(lr)``."""
 
     def __init__(self, lr: float = 0.01, *, fused: bool = True):
         super().__init__(lr, fused=fused)
 
-    def _step(self, key: str, p: Any, g: Any) -> None:
+    def _step(self, key: str | None, p: Any, g: Any) -> None:
         p -= self.lr * g
 
 
@@ -163,8 +236,8 @@ class Momentum(Optimizer):
         """Velocities by parameter name (the book's ``self.v``)."""
         return self.state["v"]
 
-    def _step(self, key: str, p: Any, g: Any) -> None:
-        v = self.state["v"][key]
+    def _step(self, key: str | None, p: Any, g: Any) -> None:
+        v = self._state("v", key)
         kernel = self._kernel("momentum")
         if kernel is not None:
             kernel(p, g, v, self.lr, self.momentum)
@@ -186,9 +259,9 @@ class Nesterov(Momentum):
     ``torch.optim.SGD(lr, momentum, nesterov=True)``.
     """
 
-    def _step(self, key: str, p: Any, g: Any) -> None:
+    def _step(self, key: str | None, p: Any, g: Any) -> None:
         m = self.momentum
-        v = self.state["v"][key]
+        v = self._state("v", key)
         p += (m * m) * v
         p -= ((1.0 + m) * self.lr) * g
         v *= m
@@ -213,9 +286,9 @@ class AdaGrad(Optimizer):
         """Sums of squared gradients by parameter name (the book's ``self.h``)."""
         return self.state["h"]
 
-    def _step(self, key: str, p: Any, g: Any) -> None:
+    def _step(self, key: str | None, p: Any, g: Any) -> None:
         xp = self._ns(p)
-        h = self.state["h"][key]
+        h = self._state("h", key)
         kernel = self._kernel("adagrad")
         if kernel is not None:
             kernel(p, g, h, self.lr, self.eps)
@@ -247,9 +320,9 @@ class RMSprop(Optimizer):
         """Running averages of squared gradients by parameter name (the book's ``self.h``)."""
         return self.state["h"]
 
-    def _step(self, key: str, p: Any, g: Any) -> None:
+    def _step(self, key: str | None, p: Any, g: Any) -> None:
         xp = self._ns(p)
-        h = self.state["h"][key]
+        h = self._state("h", key)
         kernel = self._kernel("rmsprop")
         if kernel is not None:
             kernel(p, g, h, self.lr, self.decay_rate, self.eps)
@@ -300,10 +373,10 @@ class Adam(Optimizer):
         t = self.iter
         self._lr_t = self.lr * math.sqrt(1.0 - self.beta2**t) / (1.0 - self.beta1**t)
 
-    def _step(self, key: str, p: Any, g: Any) -> None:
+    def _step(self, key: str | None, p: Any, g: Any) -> None:
         xp = self._ns(p)
-        m = self.state["m"][key]
-        v = self.state["v"][key]
+        m = self._state("m", key)
+        v = self._state("v", key)
         kernel = self._kernel("adam")
         if kernel is not None:
             kernel(p, g, m, v, self._lr_t, self.beta1, self.beta2, self.eps)

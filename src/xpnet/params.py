@@ -60,6 +60,17 @@ class ParamDict(dict):
         self.layout = layout
         self._views = views
 
+    def new_dict(self) -> ParamDict:
+        """A new :class:`ParamDict` object over the same buffer and the same views.
+
+        Replacing an entry of the new dict leaves this one (and the buffer) alone; the arrays
+        themselves are shared.
+        """
+        new = dict.__new__(ParamDict)
+        dict.__init__(new, self._views)
+        new.flat, new.layout, new._views = self.flat, self.layout, self._views
+        return new
+
     def flat_view(self) -> Any:
         """The flat buffer, if the entries are still exactly its views; else None."""
         if len(self) != len(self._views):
