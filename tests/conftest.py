@@ -33,6 +33,10 @@ import os
 # before NumPy/torch are imported; an explicit setting in the environment wins.
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
+# The tests choose their backends explicitly; a default chosen in the shell that runs them must
+# not leak into tests of the defaults (tests/test_defaults.py sets these itself).
+for _var in ("XPNET_BACKEND", "XPNET_DEVICE", "XPNET_DTYPE"):
+    os.environ.pop(_var, None)
 
 import contextlib  # noqa: E402
 from dataclasses import dataclass  # noqa: E402

@@ -13,8 +13,11 @@ from xpnet.backend import (
     Backend,
     BackendUnavailableError,
     available_backends,
+    default_backend,
+    default_dtype,
     get_backend,
     get_num_threads,
+    set_default_backend,
     set_num_threads,
 )
 from xpnet.nets import MultiLayerNet, MultiLayerNetExtend
@@ -37,11 +40,14 @@ __all__ = [
     "RMSprop",
     "Trainer",
     "available_backends",
+    "default_backend",
+    "default_dtype",
     "functions",
     "get_backend",
     "get_num_threads",
     "get_optimizer",
     "init",
     "layers",
+    "set_default_backend",
     "set_num_threads",
 ]

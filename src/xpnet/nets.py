@@ -23,7 +23,7 @@ import itertools
 import operator
 from typing import Any
 
-from xpnet.backend import Backend, get_backend
+from xpnet.backend import Backend, default_dtype, get_backend
 from xpnet.init import draw_network_params
 from xpnet.layers import (
     Affine,
@@ -82,13 +82,15 @@ class MultiLayerNetExtend:
         The book's spelling; ``dropout_ratio`` is accepted too.  See
         :class:`~xpnet.layers.Dropout` for the (non-inverted) convention.
     use_batchnorm : bool
-    backend : str, module or Backend
+    backend : str, module, Backend or None
         ``"numpy"``, ``"cupy"``, ``"torch"`` or ``"array_api_strict"``; see
-        :func:`xpnet.get_backend`.
+        :func:`xpnet.get_backend`.  None (the default): the default backend
+        (:func:`xpnet.set_default_backend`, ``XPNET_BACKEND``, else NumPy).
     device : optional
         The backend's device (``"cuda:0"``, ``array_api_strict.Device("device1")``, ...).
-    dtype : {'float32', 'float64'}
-        Parameter and activation dtype; float64 for gradient checks.
+    dtype : {'float32', 'float64'}, optional
+        Parameter and activation dtype; float64 for gradient checks.  None (the default):
+        the default dtype (:func:`xpnet.set_default_backend`, ``XPNET_DTYPE``, else float32).
     seed : int, optional
         Seeds the initial weights (identical on every backend) and the dropout masks.
 
@@ -104,8 +106,8 @@ class MultiLayerNetExtend:
                  activation: str = "relu", weight_init_std: Any = "relu",
                  weight_decay_lambda: float = 0, use_dropout: bool = False,
                  dropout_ration: float = 0.5, use_batchnorm: bool = False, *,
-                 dropout_ratio: float | None = None, backend: Any = "numpy", device: Any = None,
-                 dtype: Any = "float32", seed: int | None = None):
+                 dropout_ratio: float | None = None, backend: Any = None, device: Any = None,
+                 dtype: Any = None, seed: int | None = None):
         sizes = _check_sizes(input_size, hidden_size_list, output_size)
         act = str(activation).lower()
         if act not in ACTIVATIONS:
@@ -120,7 +122,7 @@ class MultiLayerNetExtend:
 
         self.backend: Backend = get_backend(backend, device)
         self.xp = self.backend.xp
-        self.dtype = self.backend.dtype(dtype)
+        self.dtype = self.backend.dtype(default_dtype() if dtype is None else dtype)
         self.input_size = sizes[0]
         self.hidden_size_list = sizes[1:-1]
         self.hidden_layer_num = len(self.hidden_size_list)
@@ -387,8 +389,8 @@ class MultiLayerNet(MultiLayerNetExtend):
 
     def __init__(self, input_size: int, hidden_size_list: list[int], output_size: int,
                  activation: str = "relu", weight_init_std: Any = "relu",
-                 weight_decay_lambda: float = 0, *, backend: Any = "numpy",
-                 device: Any = None, dtype: Any = "float32", seed: int | None = None):
+                 weight_decay_lambda: float = 0, *, backend: Any = None,
+                 device: Any = None, dtype: Any = None, seed: int | None = None):
         super().__init__(input_size, hidden_size_list, output_size, activation,
                          weight_init_std, weight_decay_lambda, backend=backend, device=device,
                          dtype=dtype, seed=seed)

@@ -26,12 +26,13 @@ Examples
 
 from __future__ import annotations
 
+import os
 from types import ModuleType
 from typing import Any
 
 import array_api_compat
 
-from xpnet.backend import _cupy, _numpy, _strict, _torch  # noqa: F401  (registers the rooms)
+from xpnet.backend import _cupy, _defaults, _numpy, _strict, _torch  # noqa: F401  (the rooms register)
 from xpnet.backend._base import (
     ALIASES,
     PORTABLE,
@@ -53,11 +54,14 @@ __all__ = [
     "Kernels",
     "available_backends",
     "backend_of",
+    "default_backend",
+    "default_dtype",
     "get_backend",
     "get_num_threads",
     "kernels_for",
     "kernels_of",
     "resolve_name",
+    "set_default_backend",
     "set_num_threads",
     "to_host",
 ]
@@ -86,16 +90,18 @@ def resolve_name(name: str) -> str:
     return canonical
 
 
-def get_backend(backend: Any = "numpy", device: Any = None) -> Backend:
+def get_backend(backend: Any = None, device: Any = None) -> Backend:
     """Resolve a backend choice to a :class:`Backend`.
 
     Parameters
     ----------
-    backend : str, module or Backend
+    backend : str, module, Backend or None
         ``"numpy"``, ``"cupy"``, ``"torch"`` or ``"array_api_strict"`` (aliases: ``"np"``,
         ``"cp"``, ``"pytorch"``, ``"strict"``); an array namespace module (``numpy``,
-        ``array_api_compat.torch``, ``array_api_strict``, ...); or a :class:`Backend`, returned
-        as is when ``device`` is None.
+        ``array_api_compat.torch``, ``array_api_strict``, ...); a :class:`Backend`, returned
+        as is when ``device`` is None; or None for the default backend (see
+        :func:`set_default_backend`: a :func:`default_backend` context, the setter, the
+        ``XPNET_BACKEND`` / ``XPNET_DEVICE`` environment variables, else NumPy).
     device : optional
         The device arrays are created on.  NumPy: ``"cpu"``.  CuPy: an int, ``"cuda:1"`` or a
         ``cupy.cuda.Device``.  torch: anything ``torch.device`` takes (default ``"cpu"``).
@@ -109,6 +115,8 @@ def get_backend(backend: Any = "numpy", device: Any = None) -> Backend:
     BackendUnavailableError
         When the library is not installed, or (CuPy) when no CUDA device is visible.
     """
+    if backend is None:
+        return _default(device)
     if isinstance(backend, Backend):
         if device is None:
             return backend
@@ -162,3 +170,66 @@ def kernels_for(name: str) -> Kernels:
     """The fused kernels of a backend name (a portable set, every slot None, for others)."""
     cls = REGISTRY.get(ALIASES.get(str(name).lower(), ""))
     return PORTABLE if cls is None else cls.get_kernels()
+
+
+# --------------------------------------------------------------------------------------------
+# The default backend (code that names none)
+# --------------------------------------------------------------------------------------------
+
+
+def _default(device: Any) -> Backend:
+    """The default backend, on ``device`` when given."""
+    choice = _defaults.chosen()
+    backend = "numpy" if choice.backend is None else choice.backend
+    dev = choice.device if device is None else device
+    if isinstance(backend, Backend):
+        return backend if dev is None else get_backend(backend, dev)
+    try:
+        return get_backend(backend, dev)
+    except (ValueError, BackendUnavailableError) as exc:
+        if not choice.from_environment:
+            raise
+        names = f"XPNET_BACKEND={os.environ.get('XPNET_BACKEND', '')!r}"
+        if choice.device is not None:
+            names += f", XPNET_DEVICE={choice.device!r}"
+        raise type(exc)(f"the environment asks for what cannot be used ({names}): "
+                        f"{exc}") from exc
+
+
+def set_default_backend(backend: Any = None, device: Any = None, dtype: Any = None) -> None:
+    """Set the backend (and device, dtype) that objects use when given no ``backend=``.
+
+    Checked at once (an unknown name or device, a missing library or an unsupported dtype
+    raises here).  ``set_default_backend()`` with no argument goes back to the environment's
+    choice (``XPNET_BACKEND``, ``XPNET_DEVICE``, ``XPNET_DTYPE``), else NumPy in float32.
+
+    >>> import xpnet
+    >>> xpnet.set_default_backend("array_api_strict", dtype="float64")
+    >>> xpnet.MultiLayerNet(4, [3], 2).backend.name
+    'array_api_strict'
+    >>> xpnet.set_default_backend()
+    """
+    be = None if backend is None and device is None else get_backend(backend, device)
+    dt = None if dtype is None else _defaults.check_dtype(dtype)
+    _defaults.set_state(be, None, dt)
+
+
+def default_backend(backend: Any = None, device: Any = None, dtype: Any = None):
+    """A context manager: inside it, objects given no ``backend=`` use this one (and ``dtype``
+    when given).  Contexts nest; the innermost wins, over :func:`set_default_backend`.
+
+    >>> import xpnet
+    >>> with xpnet.default_backend("array_api_strict"):
+    ...     net = xpnet.MultiLayerNet(4, [3], 2)
+    >>> net.backend.name
+    'array_api_strict'
+    """
+    be = None if backend is None and device is None else get_backend(backend, device)
+    dt = None if dtype is None else _defaults.check_dtype(dtype)
+    return _defaults.push(be, None, dt)
+
+
+def default_dtype(fallback: str = "float32") -> str:
+    """The default float dtype's name: a :func:`default_backend` context's, the one given to
+    :func:`set_default_backend`, ``XPNET_DTYPE``, else ``fallback``."""
+    return _defaults.chosen().dtype or fallback

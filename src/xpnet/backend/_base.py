@@ -22,6 +22,9 @@ class BackendUnavailableError(RuntimeError):
     """The backend's package is missing, or it has no usable device."""
 
 
+BackendUnavailableError.__module__ = "xpnet"  # where users import it from
+
+
 # --------------------------------------------------------------------------------------------
 # Fused fast paths
 # --------------------------------------------------------------------------------------------
