@@ -6,7 +6,8 @@ import importlib
 import pytest
 
 MODULES = ["xpnet.backend", "xpnet.functions", "xpnet.init", "xpnet.nets", "xpnet.optim",
-           "xpnet.params"]
+           "xpnet.params", "xpnet.io", "xpnet.progress", "xpnet.devicelog", "xpnet.plotting",
+           "xpnet.trainer", "xpnet.datasets.mnist"]
 
 
 @pytest.mark.parametrize("name", MODULES)
