@@ -6,9 +6,12 @@ import numpy as np
 import pytest
 
 import xpnet
+import xpnet.devicelog
+import xpnet.progress
 from conftest import assert_on_backend
 from xpnet import MultiLayerNet, MultiLayerNetExtend, Trainer
 from xpnet.datasets import load_mnist
+from xpnet.trainer import train_steps
 
 
 @pytest.fixture(scope="module")
@@ -176,3 +179,70 @@ def test_same_seed_same_curves_on_every_backend(backend, mnist):
     np.testing.assert_allclose(got.train_loss_list, ref.train_loss_list, rtol=2e-3)
     np.testing.assert_allclose(got.test_acc_list, ref.test_acc_list, atol=0.01)
     np.testing.assert_allclose(got.train_acc_list, ref.train_acc_list, atol=0.01)
+
+
+# -- train_steps: the step loop Trainer and the experiments share -----------------------------
+
+
+def test_train_steps_is_the_books_loop_on_shared_batches(backend, mnist):
+    x_host, t_host = mnist[0][:300], mnist[1][:300]
+    x, t = backend.asarray(x_host, dtype="float32"), backend.asarray(t_host)
+    host_batches = [np.random.default_rng(s).integers(0, 300, size=32) for s in range(5)]
+
+    def nets():
+        return {"sgd": (MultiLayerNet(784, [20], 10, seed=4, backend=backend), xpnet.SGD(lr=0.1)),
+                "adam": (MultiLayerNet(784, [20], 10, seed=4, backend=backend),
+                         xpnet.Adam(lr=1e-3))}
+
+    runs, twins = nets(), nets()
+    logs = {"sgd": xpnet.devicelog.DeviceLog(backend)}  # only one run logs
+    bar = xpnet.progress.SilentProgress(total=5)
+    steps = train_steps(runs, x, t, (backend.asarray(b) for b in host_batches), logs, bar)
+    assert steps == 5 and bar.n == 5
+
+    # the book's loop, written out: the loss logged is the one before the step's update
+    want_loss = []
+    for b in host_batches:
+        xb, tb = backend.asarray(x_host[b], dtype="float32"), backend.asarray(t_host[b])
+        for key, (net, opt) in twins.items():
+            if key == "sgd":
+                want_loss.append(backend.to_float(net.loss(xb, tb)))
+            opt.update(net.params, net.gradient(xb, tb))
+    np.testing.assert_allclose(logs["sgd"].values(), want_loss, rtol=1e-5, atol=1e-6)
+    for key in runs:
+        for name, p in runs[key][0].params.items():
+            twin = twins[key][0].params[name]
+            np.testing.assert_allclose(backend.to_numpy(p), backend.to_numpy(twin),
+                                       rtol=1e-5, atol=1e-6, err_msg=f"{key} {name}")
+
+
+def test_train_steps_falls_back_to_loss_for_networks_without_last_loss():
+    class Quadratic:  # loss(w) = sum((w - x_mean)^2) over the batch mean; no last_loss
+        def __init__(self):
+            self.params = {"w": np.zeros(2)}
+
+        def loss(self, xb, tb):
+            return float(np.sum((self.params["w"] - xb.mean(axis=0)) ** 2))
+
+        def gradient(self, xb, tb):
+            return {"w": 2 * (self.params["w"] - xb.mean(axis=0))}
+
+    x = np.array([[1.0, 2.0], [3.0, 4.0]])
+    net, log = Quadratic(), xpnet.devicelog.DeviceLog()
+    train_steps({"q": (net, xpnet.SGD(lr=0.25))}, x, np.zeros(2), [np.array([0, 1])] * 3,
+                {"q": log})
+    # w moves halfway to the mean (2, 3) each step; without last_loss the loss is the book's,
+    # taken after the update: 13/4, 13/16, 13/64
+    assert log.values() == [3.25, 0.8125, 0.203125]
+    np.testing.assert_allclose(net.params["w"], [1.75, 2.625])
+
+
+def test_train_steps_checks_its_arguments_before_any_step():
+    net = MultiLayerNet(4, [3], 2, seed=0)
+    batches = iter([np.array([0])])
+    x, t = np.ones((1, 4), dtype=np.float32), np.array([1])
+    with pytest.raises(ValueError, match="runs is empty"):
+        train_steps({}, x, t, batches)
+    with pytest.raises(ValueError, match="not in runs"):
+        train_steps({"a": (net, xpnet.SGD())}, x, t, batches, {"b": xpnet.devicelog.DeviceLog()})
+    assert next(batches).tolist() == [0]  # nothing was consumed
