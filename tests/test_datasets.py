@@ -22,6 +22,7 @@ from xpnet.datasets import (
     DatasetUnavailableError,
     _download,
     load_mnist,
+    load_mnist_cached,
     load_titanic,
     mnist,
     mnist_cache_dir,
@@ -231,7 +232,8 @@ def test_bad_mirror_then_good_mirror(server, tmp_path, monkeypatch):
     monkeypatch.setattr(_download, "fetch", bad_first)
     (x, _), _ = load_mnist(data_dir=tmp_path / "cache", source="full")
     assert x.shape == (N_TRAIN, 784)
-    assert not [p for p in _visible_files(tmp_path / "cache") if p.endswith(".part")]
+    # the bad copy's temporary file is gone: only the four verified files are there
+    assert _visible_files(tmp_path / "cache") == sorted(n for n, _ in mnist.RESOURCES.values())
 
 
 @pytest.mark.parametrize("exc", [OSError("connection reset"), KeyboardInterrupt()])
@@ -297,6 +299,49 @@ def test_auto_falls_back_to_bundled_with_one_warning(tmp_path, _isolated):
         load_mnist(data_dir=tmp_path / "empty")
     assert [w.category for w in caught] == [DatasetFallbackWarning]
     assert len(_isolated) == attempts
+
+
+@pytest.fixture
+def _fresh_cache():
+    """load_mnist_cached without the arrays of earlier tests."""
+    mnist._load_cached.cache_clear()
+    yield
+    mnist._load_cached.cache_clear()
+
+
+def test_cached_loader_warns_once_by_class_and_shares_read_only_arrays(_isolated, _fresh_cache):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        first = load_mnist_cached()  # source="auto": no network here, so the bundled digits
+    assert [w.category for w in caught] == [DatasetFallbackWarning]
+    attempts = len(_isolated)
+    assert attempts > 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DatasetFallbackWarning)  # said once per process
+        second = load_mnist_cached()
+    assert len(_isolated) == attempts  # no second download attempt either
+    (x, t), (xt, tt) = second
+    assert x is first[0][0] and tt is first[1][1]  # served from memory
+    expected = load_mnist(source="bundled")
+    for got, want in zip((x, t, xt, tt), (*expected[0], *expected[1]), strict=True):
+        np.testing.assert_array_equal(got, want)
+        assert got.dtype == want.dtype
+        assert not got.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        x[0, 0] = 1.0
+
+
+def test_fallback_warning_is_filtered_by_class(_isolated, _fresh_cache):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.simplefilter("ignore", DatasetFallbackWarning)
+        (x, _), _ = load_mnist_cached("auto")
+    assert x.shape == (8000, 784)
+
+
+def test_cached_loader_rejects_a_bad_source():
+    with pytest.raises(ValueError, match="source"):
+        load_mnist_cached("internet")
 
 
 @pytest.mark.parametrize("normalize", [True, False])

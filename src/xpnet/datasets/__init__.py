@@ -2,7 +2,10 @@
 
 * :func:`load_mnist`: MNIST with the book's interface; the full official set is
   downloaded (checksummed, atomically) into a cache directory, and a bundled
-  10,000-digit subset makes it work offline.
+  10,000-digit subset makes it work offline; falling back to it issues a
+  :class:`DatasetFallbackWarning` (filter it by that class).
+* :func:`load_mnist_cached`: ``load_mnist()`` with the book's defaults, read once per
+  process (what the experiments and the ``xpnet`` command use).
 * :func:`load_titanic`: the bundled Titanic passenger table, standardized on its
   training split.
 
@@ -14,6 +17,7 @@ from xpnet.datasets.mnist import (
     DatasetFallbackWarning,
     DatasetUnavailableError,
     load_mnist,
+    load_mnist_cached,
     mnist_cache_dir,
 )
 from xpnet.datasets.titanic import TITANIC_FEATURES, load_titanic
@@ -24,6 +28,7 @@ __all__ = [
     "DatasetUnavailableError",
     "DownloadError",
     "load_mnist",
+    "load_mnist_cached",
     "load_titanic",
     "mnist_cache_dir",
 ]

@@ -1,22 +1,23 @@
 """Checksummed, atomic downloads from a list of mirrors.
 
-A file is streamed into a temporary file in the destination directory, its checksum is
-checked, and only then is it renamed (:func:`os.replace`) to its final name.  Whatever
-happens in between (network error, bad checksum, Ctrl-C), the temporary file is removed,
-so a file under the final name is always complete and verified.
+A file is streamed into a temporary file in the destination directory
+(:func:`xpnet.io.atomic_write`), its checksum is checked, and only then is it renamed
+(:func:`os.replace`) to its final name.  Whatever happens in between (network error, bad
+checksum, Ctrl-C), the temporary file is removed, so a file under the final name is always
+complete and verified.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import sys
-import tempfile
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
+
+from xpnet.io import atomic_write
+from xpnet.progress import progress
 
 _CHUNK = 1 << 16
 TIMEOUT = 30.0
@@ -56,20 +57,12 @@ def _new_hash(algorithm: str):
         return hashlib.new(algorithm)
 
 
-def _progress(total: int | None, desc: str):
-    """A tqdm progress bar when tqdm is installed (shown on terminals only), else None."""
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
-    return tqdm(
-        total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
-        disable=None, file=sys.stderr, leave=False,
-    )
+class _ChecksumMismatch(Exception):
+    """Raised inside the atomic write to throw a wrong download away."""
 
 
 def fetch(url: str, out: BinaryIO, *, desc: str = "", timeout: float | None = None) -> None:
-    """Stream ``url`` into the open binary file ``out``, with a progress bar if possible.
+    """Stream ``url`` into the open binary file ``out``, with a progress bar on terminals.
 
     Parameters
     ----------
@@ -78,7 +71,8 @@ def fetch(url: str, out: BinaryIO, *, desc: str = "", timeout: float | None = No
     out : file object
         Destination, opened for binary writing.
     desc : str, optional
-        Label of the progress bar.
+        Label of the progress bar (see :func:`xpnet.progress.progress`; ``XPNET_PROGRESS=0``
+        turns it off).
     timeout : float, optional
         Socket timeout in seconds (default :data:`TIMEOUT`).
 
@@ -90,15 +84,12 @@ def fetch(url: str, out: BinaryIO, *, desc: str = "", timeout: float | None = No
     request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
     with urllib.request.urlopen(request, timeout=TIMEOUT if timeout is None else timeout) as r:
         length = r.headers.get("Content-Length") if getattr(r, "headers", None) else None
-        bar = _progress(int(length) if length and length.isdigit() else None, desc)
-        try:
+        total = int(length) if length and length.isdigit() else None
+        with progress(total=total, desc=desc, unit="B", unit_scale=True,
+                      unit_divisor=1024) as bar:
             for chunk in iter(lambda: r.read(_CHUNK), b""):
                 out.write(chunk)
-                if bar is not None:
-                    bar.update(len(chunk))
-        finally:
-            if bar is not None:
-                bar.close()
+                bar.update(len(chunk))
 
 
 def download(
@@ -141,28 +132,20 @@ def download(
     failures = []
     for base in mirrors:
         url = base + filename
-        fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{filename}.", suffix=".part")
-        tmp = Path(tmp_name)
         try:
-            digest = _new_hash(algorithm)
-            with os.fdopen(fd, "wb") as out:
+            with atomic_write(final, "wb") as out:
+                digest = _new_hash(algorithm)
                 fetch(url, _HashingWriter(out, digest), desc=filename)
-                out.flush()
-                os.fsync(out.fileno())
-            if digest.hexdigest() != checksum.lower():
-                failures.append(
-                    f"{url}: checksum mismatch ({algorithm} {digest.hexdigest()}, "
-                    f"expected {checksum})"
-                )
-                continue
-            os.chmod(tmp, 0o644)  # mkstemp creates 0600; a cache file is not a secret
-            os.replace(tmp, final)
+                if digest.hexdigest() != checksum.lower():
+                    raise _ChecksumMismatch(
+                        f"{url}: checksum mismatch ({algorithm} {digest.hexdigest()}, "
+                        f"expected {checksum})"
+                    )
             return final
+        except _ChecksumMismatch as exc:
+            failures.append(str(exc))
         except OSError as exc:
             failures.append(f"{url}: {exc}")
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
     detail = "\n  ".join(failures) if failures else "no mirrors configured"
     raise DownloadError(f"could not download {filename} into {directory}:\n  {detail}")
 
