@@ -155,3 +155,22 @@ def test_bench_is_forwarded():
     proc = xpnet("bench", "--help")
     assert proc.returncode == 0, proc.stderr
     assert "usage" in proc.stdout.lower()
+
+
+def test_fallback_note_is_chosen_by_warning_class_not_words(capsys):
+    import warnings
+
+    from xpnet.cli import _warnings_as_notes
+    from xpnet.datasets import DatasetFallbackWarning
+
+    said: set[str] = set()
+    with _warnings_as_notes(said):
+        warnings.warn("no full set here", DatasetFallbackWarning, stacklevel=1)
+        warnings.warn("Falling back to the bundled digits", UserWarning, stacklevel=1)
+        warnings.warn("no full set here either", DatasetFallbackWarning, stacklevel=1)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [
+        "xpnet: the full MNIST set is not available (no network, not cached): using the "
+        "bundled 8,000 training / 2,000 test digits",
+        "xpnet: UserWarning: Falling back to the bundled digits",
+    ]

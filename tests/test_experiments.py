@@ -11,7 +11,6 @@ import warnings
 import pytest
 
 from xpnet import experiments
-from xpnet.experiments import _common
 
 
 def _backends() -> list[str]:
@@ -230,23 +229,3 @@ def test_compare_relu_beats_sigmoid_and_batch_norm_rescues_it(book_bname):
     runs = quick_result("compare", book_bname)["runs"]
     assert runs["relu/none"]["final_test_acc"] > runs["sigmoid/none"]["final_test_acc"]
     assert runs["sigmoid/batch"]["final_test_acc"] > runs["sigmoid/none"]["final_test_acc"]
-
-
-# -- helpers ----------------------------------------------------------------------------------
-
-
-def test_smooth_curve_keeps_length_and_constants():
-    assert _common.smooth_curve([1.0] * 30) == pytest.approx([1.0] * 30)
-    assert len(_common.smooth_curve(list(range(50)))) == 50
-    assert _common.smooth_curve([3.0, 1.0]) == [3.0, 1.0]
-
-
-def test_device_log_converts_in_batches(bname):
-    if bname == "array_api_strict":
-        pytest.importorskip("array_api_strict")
-    be = _common.resolve_backend(bname)
-    log = _common.DeviceLog(be, flush_every=4)
-    for i in range(10):
-        log.append(be.asarray(float(i)))
-    assert len(log) == 10
-    assert log.values() == [float(i) for i in range(10)]

@@ -15,6 +15,7 @@ failures at run time.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import json
 import os
@@ -259,29 +260,29 @@ def _note(msg: str) -> None:
     print(f"{PROG}: {msg}", file=sys.stderr)
 
 
-def _say_once(w: warnings.WarningMessage, said: set[str]) -> None:
-    """A caught warning as one line on stderr (the MNIST fallback in plain words)."""
-    text = str(w.message)
-    if "Falling back" in text or "bundled" in text:
-        line = ("the full MNIST set is not available (no network, not cached): using the "
-                "bundled 8,000 training / 2,000 test digits")
-    else:
-        line = f"{w.category.__name__}: {text.splitlines()[0] if text else ''}"
-    if line not in said:
-        said.add(line)
-        _note(line)
+@contextlib.contextmanager
+def _warnings_as_notes(said: set[str]):
+    """Warnings raised in the block, each said once as one line on stderr after it.
 
-
-def _load_mnist_quietly(source: str):
-    from xpnet.datasets import load_mnist
+    The MNIST fallback (:class:`xpnet.datasets.DatasetFallbackWarning`, told apart by its class)
+    becomes a plain sentence; other warnings keep their class name and first line.
+    """
+    from xpnet.datasets import DatasetFallbackWarning
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        data = load_mnist(normalize=True, flatten=True, one_hot_label=False, source=source)
-    said: set[str] = set()
+        warnings.simplefilter("ignore", RuntimeWarning)  # overflow in deliberately bad nets
+        yield
     for w in caught:
-        _say_once(w, said)
-    return data
+        if issubclass(w.category, DatasetFallbackWarning):
+            line = ("the full MNIST set is not available (no network, not cached): using the "
+                    "bundled 8,000 training / 2,000 test digits")
+        else:
+            text = str(w.message)
+            line = f"{w.category.__name__}: {text.splitlines()[0] if text else ''}"
+        if line not in said:
+            said.add(line)
+            _note(line)
 
 
 def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -304,8 +305,11 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if init == "auto":
         init = "he" if args.activation == "relu" else "xavier"
 
+    from xpnet.datasets import load_mnist_cached
+
     be = get_backend(args.backend, args.device)  # BackendUnavailableError/ValueError -> exit 1
-    (x_train, t_train), (x_test, t_test) = _load_mnist_quietly(args.source)
+    with _warnings_as_notes(set()):
+        (x_train, t_train), (x_test, t_test) = load_mnist_cached(args.source)
     net = MultiLayerNetExtend(
         x_train.shape[1], args.hidden, 10, activation=args.activation, weight_init_std=init,
         weight_decay_lambda=args.weight_decay, use_dropout=args.dropout > 0,
@@ -351,58 +355,18 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         "total_seconds": total,
         "history": history,
     }
-    json_path = out / "train_history.json"
-    png_path = out / "train_curve.png"
-    from xpnet.experiments._common import to_jsonable
+    from xpnet.io import write_json
+    from xpnet.plotting import plot_training
 
-    json_path.write_text(json.dumps(to_jsonable(record), indent=1) + "\n")
-    _plot_training(record, png_path)
+    json_path = write_json(out / "train_history.json", record)
+    png_path = out / "train_curve.png"
+    plot_training(record, png_path)
     print(f"test accuracy  {test_acc:.4f}  ({len(x_test)} digits)")
     print(f"time per epoch {per_epoch:.2f} s  (median of {len(epoch_times)}; total "
           f"{total:.1f} s)")
     print(f"backend        {be.name} on {be.device}, {args.dtype}")
     print(f"wrote          {png_path}, {json_path}")
     return 0
-
-
-def _plot_training(record: dict, path: Path) -> None:
-    import numpy as np
-
-    from xpnet.experiments._common import new_figure, smooth_curve
-
-    h = record["history"]
-    fig = new_figure((11, 4.3))
-    ax_loss, ax_acc = fig.subplots(1, 2)
-    loss = h["train_loss"]
-    ipe = max(1, int(h["iter_per_epoch"]))
-    x = np.arange(1, len(loss) + 1) / ipe
-    ax_loss.plot(x, loss, color="C0", alpha=0.3, linewidth=0.8, label="per step")
-    ax_loss.plot(x, smooth_curve(loss), color="C0", label="smoothed")
-    ax_loss.set_xlabel("epochs")
-    ax_loss.set_ylabel("training loss")
-    ax_loss.set_ylim(bottom=0)
-    ax_loss.grid(True, alpha=0.3)
-    ax_loss.legend()
-    ax_loss.set_title("loss")
-    ep = np.arange(1, len(h["test_acc"]) + 1)
-    ax_acc.plot(ep, h["train_acc"], "o-", label="train")
-    ax_acc.plot(ep, h["test_acc"], "s-", label=f"test (final {record['test_acc']:.4f})")
-    ax_acc.set_xlabel("epochs")
-    ax_acc.set_ylabel("accuracy")
-    lo = min([*h["train_acc"], *h["test_acc"], 0.9])
-    ax_acc.set_ylim(max(0.0, lo - 0.02), 1.0)
-    ax_acc.grid(True, alpha=0.3)
-    ax_acc.legend(loc="lower right")
-    ax_acc.set_title("accuracy")
-    c = record["config"]
-    dropout = f", dropout {c['dropout']:g}" if c["dropout"] else ""
-    fig.suptitle(
-        f"xpnet train: {'-'.join(map(str, c['layers']))} {c['activation']}"
-        f"{', batch norm' if c['batchnorm'] else ''}{dropout}, {c['optimizer']} "
-        f"lr {c['optimizer_param']['lr']:g}, batch {c['batch_size']}; {c['n_train']} training "
-        f"digits\nbackend {record['backend']} on {record['device']}, "
-        f"{record['seconds_per_epoch']:.2f} s/epoch", fontsize=10)
-    fig.savefig(path, dpi=90)
 
 
 def cmd_experiment(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -425,15 +389,11 @@ def cmd_experiment(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
     said: set[str] = set()
     for name in names:
         t0 = time.perf_counter()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            warnings.simplefilter("ignore", RuntimeWarning)  # overflow in deliberately bad nets
+        with _warnings_as_notes(said):
             # with 'all', each experiment takes the overrides it knows
             own = {k: v for k, v in overrides.items() if k in experiments.get(name).FULL}
             result = experiments.run(name, backend=be, seed=args.seed, quick=args.quick,
                                      progress=progress, **own)
-        for w in caught:
-            _say_once(w, said)
         json_path, png_path = experiments.save(result, args.out)
         print(f"{name}: {time.perf_counter() - t0:.1f} s -> {png_path}, {json_path}",
               flush=True)

@@ -117,12 +117,15 @@ def render(json_path, png: bool = True) -> str:
     import json
     from pathlib import Path
 
+    from xpnet.io import atomic_write, write_json
+
     path = Path(json_path)
     result = json.loads(path.read_text())
     add_ratios(result)
     md = markdown(result)
-    path.with_suffix(".md").write_text(md)
-    path.write_text(json.dumps(result, indent=1, default=str) + "\n")
+    with atomic_write(path.with_suffix(".md"), "w") as f:
+        f.write(md)
+    write_json(path, result)
     if png:
         bar_chart(result, path.with_suffix(".png"))
     return md

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import gc
-import json
 import shlex
 import sys
 import time
@@ -14,6 +13,7 @@ from typing import Any
 
 from xpnet.benchmark import harness as H
 from xpnet.benchmark import report as R
+from xpnet.io import atomic_write, write_json
 
 _ALL_CONFIGS = ("C1", "C2", "C3", "C1-infer")
 _CONFIG_ALIASES = {"infer": "C1-infer", "inference": "C1-infer", "c1-infer": "C1-infer"}
@@ -270,8 +270,9 @@ def run(args: argparse.Namespace, log, argv: list[str],
             result["chart_skipped"] = why
         else:
             result["files"]["png"] = str(png_path)
-    md_path.write_text(md)
-    json_path.write_text(json.dumps(result, indent=1, default=str) + "\n")
+    with atomic_write(md_path, "w") as f:
+        f.write(md)
+    write_json(json_path, result)
     log(f"== wrote {json_path}, {md_path}" + (f", {png_path}" if result["files"].get("png")
                                                 else "") + f" in {result['seconds']} s")
     result["_markdown"] = md

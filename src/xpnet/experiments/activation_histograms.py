@@ -22,6 +22,8 @@ import numpy as np
 
 from xpnet.experiments import _common
 from xpnet.init import init_std
+from xpnet.plotting import new_figure, subtitle
+from xpnet.progress import progress as progress_bar
 
 NAME = "activation_histograms"
 TITLE = "Activation distributions per layer"
@@ -100,8 +102,8 @@ def run(*, backend: Any = "numpy", seed: int = 0, quick: bool = False, device: A
     cs: dict[str, list[dict]] = {}
     combos = [(a, i) for a in cfg["activations"] for i in cfg["inits"]]
     with _common.Stopwatch(be) as sw:
-        bar = _common.progress(total=len(combos) + len(cfg["cs231n_inits"]), desc=NAME,
-                               enabled=progress)
+        bar = progress_bar(total=len(combos) + len(cfg["cs231n_inits"]), desc=NAME,
+                           enabled=progress)
         for k, (act_name, init) in enumerate(combos):
             gen = be.random(seed + k)
             x = gen.normal((cfg["n_samples"], cfg["width"]), dtype=dtype)
@@ -130,7 +132,7 @@ def plot(result: dict, path) -> None:
     rows = list(book)
     n_layers = cfg["layers"]
     cs_layers = cfg["cs231n_layers"]
-    fig = _common.new_figure((2.1 * max(n_layers, cs_layers), 1.25 * len(rows) + 6.2),
+    fig = new_figure((2.1 * max(n_layers, cs_layers), 1.25 * len(rows) + 6.2),
                              layout=None)  # ~90 axes: constrained layout would take seconds
     top, bottom = fig.subfigures(2, 1, height_ratios=[1.25 * len(rows), 6.0])
     top.subplots_adjust(left=0.08, right=0.98, top=0.94, bottom=0.03, hspace=0.35, wspace=0.08)
@@ -159,7 +161,7 @@ def plot(result: dict, path) -> None:
             ax.text(0.97, 0.92, note, transform=ax.transAxes,
                     ha="right", va="top", fontsize=6, color="0.25")
     top.suptitle(
-        f"{TITLE}\n{_common.subtitle(result)}\n"
+        f"{TITLE}\n{subtitle(result)}\n"
         f"Book: {cfg['n_samples']}×{cfg['width']} Gaussian input, {n_layers} layers × "
         f"{cfg['width']} nodes; histogram of each layer's activations (30 bins)", fontsize=10)
 

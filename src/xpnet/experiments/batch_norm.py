@@ -12,11 +12,15 @@ too large.
 
 from __future__ import annotations
 
+from itertools import islice
 from typing import Any
 
 import numpy as np
 
 from xpnet.experiments import _common
+from xpnet.plotting import new_figure, subtitle
+from xpnet.progress import progress as progress_bar
+from xpnet.trainer import train_steps
 
 NAME = "batch_norm"
 TITLE = "Batch normalization vs none over initial weight scales"
@@ -37,25 +41,22 @@ QUICK = {"epochs": 10, "n_train": 500, "weight_scales": np.logspace(0, -4, num=1
 def _one_scale(be, w: float, cfg: dict, xd, td, n: int, seed: int) -> dict[str, list[float]]:
     from xpnet import SGD, MultiLayerNetExtend
 
-    xp = be.xp
     nets = {
         "bn": MultiLayerNetExtend(784, list(cfg["hidden"]), 10, weight_init_std=w,
                                   use_batchnorm=True, backend=be, dtype=cfg["dtype"], seed=seed),
         "plain": MultiLayerNetExtend(784, list(cfg["hidden"]), 10, weight_init_std=w,
                                      backend=be, dtype=cfg["dtype"], seed=seed),
     }
-    opts = {k: SGD(lr=cfg["lr"]) for k in nets}
+    runs = {k: (net, SGD(lr=cfg["lr"])) for k, net in nets.items()}
     acc: dict[str, list[float]] = {k: [] for k in nets}
-    rng = np.random.default_rng(seed)
     iter_per_epoch = max(n // cfg["batch_size"], 1)
-    for i in range(iter_per_epoch * int(cfg["epochs"])):
-        idx = be.asarray(_common.batch_indices(rng, n, cfg["batch_size"]))
-        xb, tb = xp.take(xd, idx, axis=0), xp.take(td, idx, axis=0)
+    batches = _common.book_batches(be, np.random.default_rng(seed), n, cfg["batch_size"])
+    for _ in range(int(cfg["epochs"])):
+        # the book's schedule: accuracy after the first step of each epoch
+        train_steps(runs, xd, td, islice(batches, 1), xp=be.xp)
         for k, net in nets.items():
-            opts[k].update(net.params, net.gradient(xb, tb))
-        if i % iter_per_epoch == 0:  # the book's schedule: after the 1st step of each epoch
-            for k, net in nets.items():
-                acc[k].append(net.accuracy(xd, td))
+            acc[k].append(net.accuracy(xd, td))
+        train_steps(runs, xd, td, islice(batches, iter_per_epoch - 1), xp=be.xp)
     return acc
 
 
@@ -75,7 +76,7 @@ def run(*, backend: Any = "numpy", seed: int = 0, quick: bool = False, device: A
     td = be.asarray(np.asarray(t_train, dtype=np.int64))
     scales = []
     with _common.Stopwatch(be) as sw:
-        for w in _common.progress(cfg["weight_scales"], desc=NAME, enabled=progress):
+        for w in progress_bar(cfg["weight_scales"], desc=NAME, enabled=progress):
             acc = _one_scale(be, float(w), cfg, xd, td, len(x_train), seed)
             scales.append({
                 "weight_scale": float(w),
@@ -97,7 +98,7 @@ def plot(result: dict, path) -> None:
     n = len(scales)
     cols = 4 if n > 4 else n
     rows = -(-n // cols)
-    fig = _common.new_figure((3.2 * cols, 2.6 * rows + 0.8))
+    fig = new_figure((3.2 * cols, 2.6 * rows + 0.8))
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
     for i, (ax, s) in enumerate(zip(axes, scales, strict=False)):
         x = np.arange(len(s["bn_train_acc"]))
@@ -125,5 +126,5 @@ def plot(result: dict, path) -> None:
         f"{TITLE}\ntraining accuracy on {result['n_train']} digits, 784-{hidden}-10 ReLU, SGD lr "
         f"{cfg['lr']}, batch {cfg['batch_size']}; W = initial weight std.  "
         f"BN learns faster at {result['bn_faster_count']} of {n} scales\n"
-        f"{_common.subtitle(result)}", fontsize=10)
+        f"{subtitle(result)}", fontsize=10)
     fig.savefig(path, dpi=80)

@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 
 from xpnet.experiments import _common
+from xpnet.plotting import new_figure, subtitle
+from xpnet.progress import progress as progress_bar
 
 NAME = "compare"
 TITLE = "Activations × normalizations on one task"
@@ -110,7 +112,7 @@ def run(*, backend: Any = "numpy", seed: int = 0, quick: bool = False, device: A
     pairs = [(a, n) for n in norms for a in acts]
     runs = {}
     with _common.Stopwatch(be) as sw:
-        for act, norm in _common.progress(pairs, desc=NAME, enabled=progress):
+        for act, norm in progress_bar(pairs, desc=NAME, enabled=progress):
             net = _build(act, norm, cfg, be, seed)
             trainer = Trainer(net, x_train, t_train, x_test, t_test, epochs=cfg["epochs"],
                               mini_batch_size=cfg["batch_size"], optimizer=cfg["optimizer"],
@@ -137,7 +139,7 @@ def plot(result: dict, path) -> None:
     table of final test accuracies."""
     acts, norms, runs = result["activations"], result["normalizations"], result["runs"]
     n = len(norms) + 1
-    fig = _common.new_figure((4.4 * n, 4.6))
+    fig = new_figure((4.4 * n, 4.6))
     axes = np.atleast_1d(fig.subplots(1, n, squeeze=False)).ravel()
     for ax, norm in zip(axes, norms, strict=False):
         for i, act in enumerate(acts):
@@ -168,5 +170,5 @@ def plot(result: dict, path) -> None:
     fig.suptitle(
         f"{TITLE}: {result['n_train']} MNIST training digits, 784-{hidden}-10, "
         f"{cfg['optimizer']} lr {cfg['lr']}, batch {cfg['batch_size']}; test on "
-        f"{result['n_test']} digits\n{note}\n{_common.subtitle(result)}", fontsize=10)
+        f"{result['n_test']} digits\n{note}\n{subtitle(result)}", fontsize=10)
     fig.savefig(path, dpi=90)

@@ -14,6 +14,7 @@ from typing import Any
 
 from xpnet.experiments import _common
 from xpnet.experiments.overfit_weight_decay import gap, plot_runs
+from xpnet.progress import progress as progress_bar
 
 NAME = "dropout"
 TITLE = "Dropout against overfitting"
@@ -49,7 +50,7 @@ def run(*, backend: Any = "numpy", seed: int = 0, quick: bool = False, device: A
         x_test, t_test = x_test[:cfg["n_test"]], t_test[:cfg["n_test"]]
     runs = {}
     with _common.Stopwatch(be) as sw:
-        for ratio in _common.progress(cfg["dropout_ratios"], desc=NAME, enabled=progress):
+        for ratio in progress_bar(cfg["dropout_ratios"], desc=NAME, enabled=progress):
             net = MultiLayerNetExtend(784, list(cfg["hidden"]), 10, use_dropout=ratio > 0,
                                       dropout_ration=ratio or 0.5, backend=be,
                                       dtype=cfg["dtype"], seed=seed)

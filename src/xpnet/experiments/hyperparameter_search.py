@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 
 from xpnet.experiments import _common
+from xpnet.plotting import new_figure, subtitle
+from xpnet.progress import progress as progress_bar
 
 NAME = "hyperparameter_search"
 TITLE = "Random search over learning rate and weight decay"
@@ -118,7 +120,7 @@ def run(*, backend: Any = "numpy", seed: int = 0, quick: bool = False, device: A
     workers = int(cfg["workers"])
     results = []
     with _common.Stopwatch(be) as sw:
-        bar = _common.progress(total=len(jobs), desc=NAME, enabled=progress)
+        bar = progress_bar(total=len(jobs), desc=NAME, enabled=progress)
         if workers <= 1:
             for job in jobs:
                 results.append(_trial(job))
@@ -151,7 +153,7 @@ def plot(result: dict, path) -> None:
     top = trials[:int(result["config"]["top"])]
     cols = 5
     rows = max(1, math.ceil(len(top) / cols))
-    fig = _common.new_figure((14, 2.1 * rows + 4.2))
+    fig = new_figure((14, 2.1 * rows + 4.2))
     grid_fig, scatter_fig = fig.subfigures(2, 1, height_ratios=[2.1 * rows, 4.0])
     axes = np.atleast_1d(grid_fig.subplots(rows, cols, squeeze=False)).ravel()
     for i, (ax, r) in enumerate(zip(axes, top, strict=False)):
@@ -204,5 +206,5 @@ def plot(result: dict, path) -> None:
         f"{TITLE}: lr = 10^U({cfg['lr_exp'][0]:g}, {cfg['lr_exp'][1]:g}), λ = "
         f"10^U({cfg['weight_decay_exp'][0]:g}, {cfg['weight_decay_exp'][1]:g}); "
         f"{result['n_train']} training / {result['n_val']} validation digits, 784-{hidden}-10, "
-        f"SGD, {cfg['epochs']} epochs\n{_common.subtitle(result)}", fontsize=10)
+        f"SGD, {cfg['epochs']} epochs\n{subtitle(result)}", fontsize=10)
     fig.savefig(path, dpi=80)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from xpnet.experiments import _common
+from xpnet.plotting import plot_loss_curves
 
 NAME = "optimizer_compare"
 TITLE = "Optimizers on MNIST (4×100 ReLU, batch 128)"
@@ -65,5 +66,5 @@ def run(*, backend: Any = "numpy", seed: int = 0, quick: bool = False, device: A
 
 def plot(result: dict, path) -> None:
     """Smoothed training loss per iteration for each optimizer (book: ylim 0..1)."""
-    _common.plot_loss_curves(result, path, title=TITLE, ymax=1, markers=MARKERS)
+    plot_loss_curves(result, path, title=TITLE, ymax=1, markers=MARKERS)
 

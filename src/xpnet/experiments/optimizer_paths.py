@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from xpnet.experiments import _common
+from xpnet.plotting import new_figure, subtitle
 
 NAME = "optimizer_paths"
 TITLE = "Optimizer paths on f(x, y) = x²/20 + y²"
@@ -98,7 +99,7 @@ def plot(result: dict, path) -> None:
     n = len(names) + 1
     cols = 3
     rows = math.ceil(n / cols)
-    fig = _common.new_figure((4.6 * cols, 3.8 * rows))
+    fig = new_figure((4.6 * cols, 3.8 * rows))
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
 
     gx = np.arange(-10, 10, 0.05)
@@ -134,5 +135,5 @@ def plot(result: dict, path) -> None:
     ax.legend(fontsize=8)
     for ax in axes[n:]:
         ax.set_visible(False)
-    fig.suptitle(f"{TITLE}, start (-7, 2)\n{_common.subtitle(result)}", fontsize=11)
+    fig.suptitle(f"{TITLE}, start (-7, 2)\n{subtitle(result)}", fontsize=11)
     fig.savefig(path, dpi=90)

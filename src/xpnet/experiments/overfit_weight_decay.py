@@ -12,11 +12,15 @@ accuracy no longer reaches 100 %).
 
 from __future__ import annotations
 
+from itertools import islice
 from typing import Any
 
 import numpy as np
 
 from xpnet.experiments import _common
+from xpnet.plotting import new_figure, subtitle
+from xpnet.progress import progress as progress_bar
+from xpnet.trainer import train_steps
 
 NAME = "overfit_weight_decay"
 TITLE = "Overfitting and weight decay"
@@ -53,7 +57,6 @@ def run(*, backend: Any = "numpy", seed: int = 0, quick: bool = False, device: A
 
     cfg = _common.make_config(FULL, QUICK, quick, overrides)
     be = _common.resolve_backend(backend, device)
-    xp = be.xp
     x_train, t_train, x_test, t_test = _common.load_digits(cfg["n_train"], source=cfg["source"])
     if cfg["n_test"] is not None:
         x_test, t_test = x_test[:cfg["n_test"]], t_test[:cfg["n_test"]]
@@ -65,25 +68,22 @@ def run(*, backend: Any = "numpy", seed: int = 0, quick: bool = False, device: A
                            dtype=dt, seed=seed)
         for lam in cfg["weight_decay_lambdas"]
     }
-    opts = {lam: SGD(lr=cfg["lr"]) for lam in nets}
+    runs = {lam: (net, SGD(lr=cfg["lr"])) for lam, net in nets.items()}
     hist = {lam: {"train_acc": [], "test_acc": []} for lam in nets}
     n = len(x_train)
     iter_per_epoch = max(n // cfg["batch_size"], 1)
-    rng = np.random.default_rng(seed)
+    batches = _common.book_batches(be, np.random.default_rng(seed), n, cfg["batch_size"])
     epochs = int(cfg["epochs"])
-    with _common.Stopwatch(be) as sw:
-        bar = _common.progress(total=epochs, desc=NAME, enabled=progress)
-        for i in range(iter_per_epoch * epochs):
-            idx = be.asarray(_common.batch_indices(rng, n, cfg["batch_size"]))
-            xb, tb = xp.take(xd, idx, axis=0), xp.take(td, idx, axis=0)
+    with _common.Stopwatch(be) as sw, progress_bar(total=epochs, desc=NAME,
+                                                   enabled=progress) as bar:
+        for _ in range(epochs):
+            # the book's schedule: accuracies after the first step of each epoch
+            train_steps(runs, xd, td, islice(batches, 1), xp=be.xp)
             for lam, net in nets.items():
-                opts[lam].update(net.params, net.gradient(xb, tb))
-            if i % iter_per_epoch == 0:  # the book's schedule
-                for lam, net in nets.items():
-                    hist[lam]["train_acc"].append(net.accuracy(xd, td))
-                    hist[lam]["test_acc"].append(net.accuracy(xe, te))
-                bar.update()
-        bar.close()
+                hist[lam]["train_acc"].append(net.accuracy(xd, td))
+                hist[lam]["test_acc"].append(net.accuracy(xe, te))
+            bar.update()
+            train_steps(runs, xd, td, islice(batches, iter_per_epoch - 1), xp=be.xp)
     runs = {
         str(lam): {"weight_decay_lambda": float(lam), **h, "gap": gap(h["train_acc"],
                                                                      h["test_acc"])}
@@ -98,7 +98,7 @@ def run(*, backend: Any = "numpy", seed: int = 0, quick: bool = False, device: A
 def plot_runs(result: dict, path, title: str, label) -> None:
     """Side-by-side train/test accuracy panels, one per run (shared with ``dropout``)."""
     runs = result["runs"]
-    fig = _common.new_figure((5.5 * len(runs), 4.6))
+    fig = new_figure((5.5 * len(runs), 4.6))
     axes = np.atleast_1d(fig.subplots(1, len(runs), squeeze=False)).ravel()
     for ax, (key, r) in zip(axes, runs.items(), strict=False):
         x = np.arange(len(r["train_acc"]))
@@ -116,7 +116,7 @@ def plot_runs(result: dict, path, title: str, label) -> None:
     hidden = "-".join(str(h) for h in cfg["hidden"])
     fig.suptitle(f"{title}: {result['n_train']} training digits, 784-{hidden}-10, SGD lr "
                  f"{cfg['lr']}, batch {cfg['batch_size']}; test on {result['n_test']} digits\n"
-                 f"{_common.subtitle(result)}", fontsize=10)
+                 f"{subtitle(result)}", fontsize=10)
     fig.savefig(path, dpi=90)
 
 

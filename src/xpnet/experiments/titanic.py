@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 
 from xpnet.experiments import _common
+from xpnet.plotting import new_figure, subtitle
+from xpnet.progress import progress as progress_bar
 
 NAME = "titanic"
 TITLE = "Titanic survival (Pclass, Fare, Age): batch norm vs none"
@@ -54,7 +56,7 @@ def run(*, backend: Any = "numpy", seed: int = 0, quick: bool = False, device: A
     majority = int(np.bincount(t_train).argmax())
     runs = {}
     with _common.Stopwatch(be) as sw:
-        for key in _common.progress(["plain", "batchnorm"], desc=NAME, enabled=progress):
+        for key in progress_bar(["plain", "batchnorm"], desc=NAME, enabled=progress):
             net = MultiLayerNetExtend(x_train.shape[1], list(cfg["hidden"]), 2,
                                       use_batchnorm=key == "batchnorm", backend=be,
                                       dtype=cfg["dtype"], seed=seed)
@@ -81,7 +83,7 @@ def run(*, backend: Any = "numpy", seed: int = 0, quick: bool = False, device: A
 def plot(result: dict, path) -> None:
     """Accuracy per epoch (train dashed, test solid) and the smoothed training loss."""
     runs = result["runs"]
-    fig = _common.new_figure((12, 4.8))
+    fig = new_figure((12, 4.8))
     ax_acc, ax_loss = fig.subplots(1, 2)
     labels = {"batchnorm": "Batch Normalization", "plain": "Normal (without BatchNorm)"}
     for i, (key, r) in enumerate(runs.items()):
@@ -112,5 +114,5 @@ def plot(result: dict, path) -> None:
     fig.suptitle(
         f"{TITLE}\n{result['n_train']} training / {result['n_test']} test passengers, "
         f"{len(cfg['features'])}-{hidden}-2 ReLU, {cfg['optimizer']} lr {cfg['lr']}, batch "
-        f"{cfg['batch_size']}\n{_common.subtitle(result)}", fontsize=10)
+        f"{cfg['batch_size']}\n{subtitle(result)}", fontsize=10)
     fig.savefig(path, dpi=90)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from xpnet.experiments import _common
+from xpnet.plotting import plot_loss_curves
 
 NAME = "weight_init"
 TITLE = "Weight initialization on MNIST (4×100 ReLU, SGD lr 0.01, batch 128)"
@@ -56,4 +57,4 @@ def run(*, backend: Any = "numpy", seed: int = 0, quick: bool = False, device: A
 
 def plot(result: dict, path) -> None:
     """Smoothed training loss per iteration for each initialization (book: ylim 0..2.5)."""
-    _common.plot_loss_curves(result, path, title=TITLE, ymax=2.5, markers=MARKERS)
+    plot_loss_curves(result, path, title=TITLE, ymax=2.5, markers=MARKERS)
