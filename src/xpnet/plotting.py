@@ -73,9 +73,9 @@ def _host_curve(x: Any) -> np.ndarray:
     if isinstance(x, np.ndarray):
         return np.asarray(x, dtype=np.float64).reshape(-1)
     if array_api_compat.is_array_api_obj(x) and getattr(x, "ndim", 0) >= 1:
-        from xpnet.backend import backend_of
+        from xpnet.backend import to_host
 
-        return np.asarray(backend_of(x).to_numpy(x), dtype=np.float64).reshape(-1)
+        return np.asarray(to_host(x), dtype=np.float64).reshape(-1)
     from xpnet.devicelog import to_floats
 
     return np.asarray(to_floats(x), dtype=np.float64)
