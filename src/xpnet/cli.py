@@ -171,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {xpnet.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    backend_help = f"array backend: {', '.join(BACKEND_NAMES)}"
+    backend_help = (f"array backend: {', '.join(BACKEND_NAMES)} (default: XPNET_BACKEND, "
+                    "else numpy)")
 
     # -- train --------------------------------------------------------------------------------
     t = sub.add_parser(
@@ -181,10 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "and a history JSON.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    t.add_argument("--backend", type=_backend_name, default="numpy", help=backend_help)
+    t.add_argument("--backend", type=_backend_name, default=None, help=backend_help)
     t.add_argument("--device", default=None,
                    help="device of the backend, e.g. cpu, cuda:0, 1 (CuPy), device1 (strict)")
-    t.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    t.add_argument("--dtype", choices=("float32", "float64"), default=None,
+                   help="parameter dtype (default: XPNET_DTYPE, else float32)")
     t.add_argument("--hidden", type=_hidden_sizes, default=[256, 128],
                    metavar="N,N,...", help="hidden layer sizes")
     t.add_argument("--activation", choices=ACTIVATIONS, default="relu")
@@ -229,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("name", metavar="NAME", choices=[*names, "all", "list"],
                    help="an experiment, 'all', or 'list' to print their names: "
                         + ", ".join(names))
-    e.add_argument("--backend", type=_backend_name, default="numpy", help=backend_help)
+    e.add_argument("--backend", type=_backend_name, default=None, help=backend_help)
     e.add_argument("--device", default=None, help="device of the backend")
     e.add_argument("--seed", type=_nonneg_int, default=0, help="random seed")
     e.add_argument("--quick", action="store_true",
@@ -308,6 +310,7 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from xpnet.datasets import load_mnist_cached
 
     be = get_backend(args.backend, args.device)  # BackendUnavailableError/ValueError -> exit 1
+    args.dtype = args.dtype or xpnet.default_dtype()
     with _warnings_as_notes(set()):
         (x_train, t_train), (x_test, t_test) = load_mnist_cached(args.source)
     net = MultiLayerNetExtend(

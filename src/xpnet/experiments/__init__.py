@@ -2,7 +2,7 @@
 
 Each experiment is a module with
 
-- ``run(*, backend="numpy", seed=0, quick=False, device=None, progress=None, **overrides) -> dict``:
+- ``run(*, backend=None, seed=0, quick=False, device=None, progress=None, **overrides) -> dict``:
   computes the experiment and returns plain JSON-able results (lists of floats, the config, the
   backend and device, timings).  ``quick=True`` shrinks it to seconds while keeping the book's
   qualitative result; ``overrides`` change single config entries (see the module's ``FULL``).

@@ -86,7 +86,7 @@ def _forward(be, gen, x, n_layers: int, width: int, init: str, act, dtype: str, 
     return stats
 
 
-def run(*, backend: Any = "numpy", seed: int = 0, quick: bool = False, device: Any = None,
+def run(*, backend: Any = None, seed: int = 0, quick: bool = False, device: Any = None,
         progress: bool | None = None, **overrides: Any) -> dict:
     """Compute both parts.
 

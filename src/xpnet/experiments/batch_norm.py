@@ -60,7 +60,7 @@ def _one_scale(be, w: float, cfg: dict, xd, td, n: int, seed: int) -> dict[str, 
     return acc
 
 
-def run(*, backend: Any = "numpy", seed: int = 0, quick: bool = False, device: Any = None,
+def run(*, backend: Any = None, seed: int = 0, quick: bool = False, device: Any = None,
         progress: bool | None = None, **overrides: Any) -> dict:
     """Train both networks at every weight scale.
 

@@ -92,7 +92,7 @@ def available(cfg: dict, be, seed: int = 0) -> tuple[list[str], list[str], dict[
     return acts, norms, missing
 
 
-def run(*, backend: Any = "numpy", seed: int = 0, quick: bool = False, device: Any = None,
+def run(*, backend: Any = None, seed: int = 0, quick: bool = False, device: Any = None,
         progress: bool | None = None, **overrides: Any) -> dict:
     """Train every available (activation, normalization) pair with the Trainer.
 

@@ -34,7 +34,7 @@ FULL = {
 QUICK = {"epochs": 80, "n_test": 500, "lr": 0.05}  # a larger step: dropout learns in 80 epochs
 
 
-def run(*, backend: Any = "numpy", seed: int = 0, quick: bool = False, device: Any = None,
+def run(*, backend: Any = None, seed: int = 0, quick: bool = False, device: Any = None,
         progress: bool | None = None, **overrides: Any) -> dict:
     """Train one network per dropout ratio (0 = no dropout layers) with the Trainer.
 

@@ -89,7 +89,7 @@ def _executor(kind: str, workers: int):
     raise ValueError(f"unknown executor {kind!r}; use 'process', 'thread' or 'dask'")
 
 
-def run(*, backend: Any = "numpy", seed: int = 0, quick: bool = False, device: Any = None,
+def run(*, backend: Any = None, seed: int = 0, quick: bool = False, device: Any = None,
         progress: bool | None = None, **overrides: Any) -> dict:
     """Run every trial and rank them by final validation accuracy.
 

@@ -42,7 +42,7 @@ MARKERS = {"SGD": "o", "Momentum": "x", "AdaGrad": "s", "Adam": "D", "Nesterov":
            "RMSprop": "v"}
 
 
-def run(*, backend: Any = "numpy", seed: int = 0, quick: bool = False, device: Any = None,
+def run(*, backend: Any = None, seed: int = 0, quick: bool = False, device: Any = None,
         progress: bool | None = None, **overrides: Any) -> dict:
     """Train one network per optimizer on the same batches; record every iteration's loss.
 

@@ -51,7 +51,7 @@ def df(x, y):
     return x / 10.0, 2.0 * y
 
 
-def run(*, backend: Any = "numpy", seed: int = 0, quick: bool = False, device: Any = None,
+def run(*, backend: Any = None, seed: int = 0, quick: bool = False, device: Any = None,
         progress: bool | None = None, **overrides: Any) -> dict:
     """Run every optimizer from the start point and record its path.
 

@@ -45,7 +45,7 @@ def gap(train_acc: list[float], test_acc: list[float], tail: float = 0.1) -> flo
     return float(np.mean(np.asarray(train_acc[-k:]) - np.asarray(test_acc[-k:])))
 
 
-def run(*, backend: Any = "numpy", seed: int = 0, quick: bool = False, device: Any = None,
+def run(*, backend: Any = None, seed: int = 0, quick: bool = False, device: Any = None,
         progress: bool | None = None, **overrides: Any) -> dict:
     """Train one network per λ on the same mini-batches.
 

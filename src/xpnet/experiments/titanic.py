@@ -38,7 +38,7 @@ FULL = {
 QUICK = {"epochs": 30, "batch_size": 100}
 
 
-def run(*, backend: Any = "numpy", seed: int = 0, quick: bool = False, device: Any = None,
+def run(*, backend: Any = None, seed: int = 0, quick: bool = False, device: Any = None,
         progress: bool | None = None, **overrides: Any) -> dict:
     """Train both networks with the Trainer.
 

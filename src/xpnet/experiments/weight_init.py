@@ -34,7 +34,7 @@ QUICK = {"iterations": 300, "n_train": 2000, "hidden": [50, 50, 50, 50]}
 MARKERS = {"std=0.01": "o", "Xavier": "s", "He": "D"}
 
 
-def run(*, backend: Any = "numpy", seed: int = 0, quick: bool = False, device: Any = None,
+def run(*, backend: Any = None, seed: int = 0, quick: bool = False, device: Any = None,
         progress: bool | None = None, **overrides: Any) -> dict:
     """Train one network per initialization on the same batches; record every iteration's loss.
 
