@@ -7,7 +7,8 @@ import pytest
 
 MODULES = ["xpnet.backend", "xpnet.functions", "xpnet.init", "xpnet.nets", "xpnet.optim",
            "xpnet.params", "xpnet.io", "xpnet.progress", "xpnet.devicelog", "xpnet.plotting",
-           "xpnet.trainer", "xpnet.datasets.mnist"]
+           "xpnet.trainer", "xpnet.datasets.mnist",
+           "xpnet.preprocessing"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -8,7 +8,7 @@ reference namespace ``array_api_strict``.  Switch with ``backend=``::
     net = xpnet.MultiLayerNetExtend(784, [100, 100], 10, use_batchnorm=True, backend="torch")
 """
 
-from xpnet import functions, init, layers
+from xpnet import functions, init, layers, preprocessing
 from xpnet.backend import (
     Backend,
     BackendUnavailableError,
@@ -48,6 +48,7 @@ __all__ = [
     "get_optimizer",
     "init",
     "layers",
+    "preprocessing",
     "set_default_backend",
     "set_num_threads",
 ]
