@@ -8,7 +8,7 @@ import pytest
 MODULES = ["xpnet.backend", "xpnet.functions", "xpnet.init", "xpnet.nets", "xpnet.optim",
            "xpnet.params", "xpnet.io", "xpnet.progress", "xpnet.devicelog", "xpnet.plotting",
            "xpnet.trainer", "xpnet.datasets.mnist",
-           "xpnet.preprocessing"]
+           "xpnet.preprocessing", "xpnet.gradcheck", "xpnet.ensemble"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -20,6 +20,8 @@ from xpnet.backend import (
     set_default_backend,
     set_num_threads,
 )
+from xpnet.ensemble import Ensemble, tta_predict
+from xpnet.gradcheck import GradientCheckWarning, gradient_check
 from xpnet.nets import MultiLayerNet, MultiLayerNetExtend
 from xpnet.optim import SGD, AdaGrad, Adam, Momentum, Nesterov, Optimizer, RMSprop, get_optimizer
 from xpnet.trainer import Trainer
@@ -32,6 +34,8 @@ __all__ = [
     "Adam",
     "Backend",
     "BackendUnavailableError",
+    "Ensemble",
+    "GradientCheckWarning",
     "Momentum",
     "MultiLayerNet",
     "MultiLayerNetExtend",
@@ -46,9 +50,11 @@ __all__ = [
     "get_backend",
     "get_num_threads",
     "get_optimizer",
+    "gradient_check",
     "init",
     "layers",
     "preprocessing",
     "set_default_backend",
     "set_num_threads",
+    "tta_predict",
 ]
