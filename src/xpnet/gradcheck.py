@@ -294,7 +294,9 @@ def gradient_check(network: Any, x: Any, t: Any, *, h: float = 1e-4,
 
     What a pass looks like: the book's loss is ``-mean(log(y + 1e-7))`` while backprop
     differentiates ``-mean(log(y))``, so even a correct network shows relative errors of about
-    ``1e-7 / y`` (a few 1e-7 on a small untrained net); a real bug gives 1e-2 and more.
+    ``1e-7 / y`` for the smallest probability ``y`` of a true class: a few 1e-7 on a small
+    untrained net, up to 1e-5 or more when some sample is confidently misclassified (check on
+    inputs of modest scale); a real bug gives 1e-2 and more.
 
     Differences from the book's ``gradient_check.py``: a relative error instead of the mean
     absolute difference (scale-free: the same threshold whatever the size of the gradients),
