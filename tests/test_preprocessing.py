@@ -224,6 +224,20 @@ def test_backend_argument_moves_host_data(rng):
     assert_on_backend(torch_be, c.transform(host[:2]), dtype="float64")
 
 
+def test_host_data_follows_the_default_backend_arrays_keep_their_own(rng):
+    pytest.importorskip("array_api_strict")
+    host = rng.standard_normal((6, 3))
+    strict = xpnet.get_backend("array_api_strict", device="device1")
+    assert_on_backend(xpnet.get_backend("numpy"), Centering().fit(host).mean_)
+    with xpnet.default_backend("array_api_strict", device="device1"):
+        c = Centering().fit(host)
+        assert_on_backend(strict, c.mean_, dtype="float64")
+        assert_on_backend(strict, c.transform(host.tolist()), dtype="float64")
+        torch = pytest.importorskip("torch")
+        t = Centering().fit(torch.asarray(host))
+    assert_on_backend(xpnet.get_backend("torch"), t.mean_, dtype="float64")
+
+
 def test_strict_device_without_float64_uses_the_host(rng):
     """array-api-strict's ``no_float64`` device: statistics in float64 on the host, attributes
     back on that device in float32, the same numbers as on a float64 device."""

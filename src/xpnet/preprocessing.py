@@ -8,11 +8,14 @@ backend; the fitted attributes live on the device of the data they were fitted o
 
 Which backend
     ``backend=`` / ``device=`` fix it (host data such as NumPy arrays or lists is moved there);
-    otherwise the backend of the array given to ``fit`` (NumPy for host data).  ``transform``
-    moves its input to the fitted backend and returns arrays there.
+    otherwise the backend of the array given to ``fit`` -- for host data (NumPy arrays, lists)
+    the default backend (:func:`xpnet.set_default_backend`; NumPy unless one was chosen), as
+    for the networks.  ``transform`` moves its input to the fitted backend and returns arrays
+    there.
 
 Which dtype
-    Floating input keeps its dtype; integer input (``uint8`` images) becomes float32.  The
+    Floating input keeps its dtype; integer input (``uint8`` images) becomes the default float
+    dtype (:func:`xpnet.default_dtype`, float32 unless one was chosen).  The
     statistics (sums, variances, the covariance matrix and its eigendecomposition) are computed
     in **float64** whatever the input's dtype, in row blocks of at most :data:`CHUNK_ROWS`
     rows so a float32 training set is never copied whole to float64, and the fitted attributes
@@ -47,7 +50,7 @@ import operator
 from collections.abc import Iterator
 from typing import Any
 
-from xpnet.backend import Backend, backend_of, get_backend
+from xpnet.backend import Backend, backend_of, default_dtype, get_backend
 
 __all__ = [
     "CHUNK_ROWS",
@@ -71,12 +74,12 @@ class NotFittedError(ValueError, AttributeError):
 # --------------------------------------------------------------------------------------------
 
 
-def _is_array(x: Any) -> bool:
+def _own_backend(x: Any) -> Backend | None:
+    """The backend ``x`` is an array of, or None for lists and other host data."""
     try:
-        backend_of(x)
+        return backend_of(x)
     except TypeError:
-        return False
-    return True
+        return None
 
 
 def _dtype_name(xp: Any, dt: Any) -> str:
@@ -152,8 +155,7 @@ class _Transformer:
     def __init__(self, *, backend: Any = None, device: Any = None):
         # resolved now, so an unknown name fails before any work
         self._fixed: Backend | None = (
-            None if backend is None and device is None
-            else get_backend("numpy" if backend is None else backend, device)
+            None if backend is None and device is None else get_backend(backend, device)
         )
         self.backend = backend
         self.device = device
@@ -167,7 +169,9 @@ class _Transformer:
         if be is None:
             be = self._fixed
         if be is None:
-            be = backend_of(x) if _is_array(x) else get_backend("numpy")
+            own = _own_backend(x)
+            # host data (NumPy arrays, lists) goes where code that names no backend goes
+            be = own if own is not None and own.name != "numpy" else get_backend(None)
         try:
             arr = be.asarray(x)
         except Exception as exc:
@@ -176,7 +180,7 @@ class _Transformer:
         if not xp.isdtype(arr.dtype, "real floating"):
             if not xp.isdtype(arr.dtype, ("integral", "bool")):
                 raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-            arr = xp.astype(arr, xp.float32)
+            arr = xp.astype(arr, be.dtype(default_dtype()))
         if arr.ndim < self._min_ndim or (self._max_ndim is not None
                                          and arr.ndim > self._max_ndim):
             want = "(N, D)" if self._max_ndim == 2 else "(N, D) or (N, C, H, W)"
