@@ -59,6 +59,7 @@ __all__ = [
     "NotFittedError",
     "Standardization",
     "Whitening",
+    "device_has_float64",
 ]
 
 #: Rows per block when statistics are accumulated in float64 (bounds the float64 temporaries).
@@ -89,9 +90,16 @@ def _dtype_name(xp: Any, dt: Any) -> str:
     return str(dt)
 
 
-def _has_float64(be: Backend) -> bool:
-    """Whether ``be``'s device supports float64 (array-api-strict's ``no_float64`` device and
-    torch's MPS do not)."""
+def device_has_float64(be: Backend) -> bool:
+    """Whether the device of backend ``be`` supports float64 (array-api-strict's
+    ``no_float64`` device and torch's MPS do not), from the namespace's inspection API.
+
+    (Shared with :func:`xpnet.gradient_check`; it belongs on :class:`~xpnet.Backend`.)
+
+    >>> from xpnet import get_backend
+    >>> device_has_float64(get_backend("numpy"))
+    True
+    """
     try:
         info = be.xp.__array_namespace_info__()
         return "float64" in info.dtypes(device=be.device, kind="real floating")
@@ -109,7 +117,7 @@ class _Float64:
 
     def __init__(self, be: Backend):
         self.src = be
-        self.be = be if _has_float64(be) else get_backend("numpy")
+        self.be = be if device_has_float64(be) else get_backend("numpy")
         self.xp = self.be.xp
         self.on_host = self.be is not be
 
