@@ -47,6 +47,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import xpnet  # noqa: E402
+from xpnet.backend import kernels_for  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,11 @@ def make_backend(spec: BackendSpec) -> xpnet.Backend:
 
 @pytest.fixture(params=SELECTED_SPECS, ids=lambda s: s.id)
 def backend(request):
-    """An :class:`xpnet.Backend` for each selected array library / device."""
+    """An :class:`xpnet.Backend` for each selected array library / device.
+
+    A test may choose the specs itself with ``@pytest.mark.parametrize("backend", specs,
+    indirect=True)`` (see :func:`fused_paths` and :func:`kernel_specs`).
+    """
     spec: BackendSpec = request.param
     be = make_backend(spec)
     if spec.strictest:
@@ -115,6 +120,47 @@ def backend(request):
         ctx = contextlib.nullcontext()
     with ctx:
         yield be
+
+
+#: The :class:`xpnet.backend.Kernels` slot each optimizer's fused path calls (None: it has
+#: none, so ``fused=True`` runs the portable code).  ``test_oracles`` pins this table.
+OPTIMIZER_KERNEL_SLOTS: dict[str, str | None] = {
+    "SGD": None,
+    "Momentum": "momentum",
+    "Nesterov": None,
+    "AdaGrad": "adagrad",
+    "RMSprop": "rmsprop",
+    "Adam": "adam",
+}
+
+
+def has_kernel(spec: BackendSpec | str, *slots: str | None) -> bool:
+    """Whether the backend of ``spec`` (or of a backend name) has a fused kernel in any of
+    ``slots`` (then its fast path runs code other than the portable one)."""
+    kernels = kernels_for(spec if isinstance(spec, str) else spec.name)
+    return any(s is not None and getattr(kernels, s, None) is not None for s in slots)
+
+
+def fused_paths(items, slots_of, id_of=str) -> list:
+    """``pytest.param(spec, item, fused)`` for every selected backend and item: the portable
+    path (``fused=False``) always, the fused path only where the backend has a kernel for it
+    (elsewhere ``fused=True`` would run the portable code again).  Use with
+    ``@pytest.mark.parametrize("backend, <item>, fused", ..., indirect=["backend"])``."""
+    params = []
+    for spec in SELECTED_SPECS:
+        for item in items:
+            params.append(pytest.param(spec, item, False, id=f"{spec.id}-{id_of(item)}-portable"))
+            if has_kernel(spec, *slots_of(item)):
+                params.append(pytest.param(spec, item, True, id=f"{spec.id}-{id_of(item)}-fused"))
+    return params
+
+
+def kernel_specs(items, slots_of, id_of=str) -> list:
+    """``pytest.param(spec, item)`` only where ``spec``'s backend has a fused kernel for a slot
+    of ``item``: the cases where "fused vs portable" compares two different codes.  Use with
+    ``@pytest.mark.parametrize("backend, <item>", ..., indirect=["backend"])``."""
+    return [pytest.param(spec, item, id=f"{spec.id}-{id_of(item)}")
+            for spec in SELECTED_SPECS for item in items if has_kernel(spec, *slots_of(item))]
 
 
 @pytest.fixture

@@ -1,0 +1,529 @@
+"""Independent oracles: plain NumPy float64 transcriptions of the published formulas.
+
+Nothing here imports xpnet (a test pins that), and nothing needs torch, so every layer, function
+and optimizer has a reference on every machine that runs the tests.  Each function transcribes
+one published formula and says where it comes from:
+
+- the book, *Deep Learning from Scratch* (O'Reilly Japan), ``common/functions.py``,
+  ``common/layers.py`` and ``common/optimizer.py``: :data:`BOOK`;
+- the update rules of PyTorch's ``torch.optim`` as written in its documentation's pseudo-code
+  (https://pytorch.org/docs/stable/optim.html): the ``torch_*`` optimizers;
+- the papers the book cites where its printed code differs from them (Nesterov).
+
+Arrays in, float64 arrays out; inputs are never modified.  Layers are written as pure
+functions: a forward pass returns what its backward pass needs.  Optimizers share one
+signature, ``step(p, g, state, t, **hyperparameters) -> new p``, where ``state`` is a dict the
+step fills on first use (zeros, as every source starts) and ``t`` counts steps from 1;
+:func:`run_optimizer` drives one over dicts of parameters.
+
+>>> run_optimizer(sgd, {"w": [1.0]}, [{"w": [2.0]}], lr=0.5)["w"].tolist()
+[0.0]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+#: The book's reference code
+BOOK = "https://github.com/oreilly-japan/deep-learning-from-scratch/blob/master/common/"
+#: The torch.optim documentation (pseudo-code of every update rule)
+TORCH_OPTIM = "https://pytorch.org/docs/stable/optim.html"
+
+#: ``cross_entropy_error``'s ``1e-7`` inside the log (BOOK functions.py)
+CROSS_ENTROPY_DELTA = 1e-7
+#: ``BatchNormalization``'s ``10e-7`` added to the variance (BOOK layers.py)
+BATCHNORM_EPS = 10e-7
+#: the ``1e-7`` that AdaGrad, RMSprop and Adam add to the root (BOOK optimizer.py)
+BOOK_EPS = 1e-7
+
+
+def f64(x: Any) -> np.ndarray:
+    """A float64 NumPy copy of ``x`` (the oracles never share memory with their inputs)."""
+    return np.array(x, dtype=np.float64, copy=True)
+
+
+# ------------------------------------------------------------------------------------------
+# functions (BOOK functions.py)
+# ------------------------------------------------------------------------------------------
+
+
+def identity_function(x):
+    """BOOK functions.py ``identity_function``: ``x``."""
+    return f64(x)
+
+
+def step_function(x):
+    """BOOK functions.py ``step_function``: 1 where ``x > 0`` else 0 (the book's dtype is int;
+    here float64)."""
+    return (f64(x) > 0).astype(np.float64)
+
+
+def sigmoid(x):
+    """BOOK functions.py ``sigmoid``: ``1 / (1 + exp(-x))`` (overflow in exp gives the exact
+    limits 0 and 1)."""
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-f64(x)))
+
+
+def sigmoid_grad(x):
+    """BOOK functions.py ``sigmoid_grad``: ``(1 - sigmoid(x)) * sigmoid(x)``."""
+    s = sigmoid(x)
+    return (1.0 - s) * s
+
+
+def relu(x):
+    """BOOK functions.py ``relu``: ``maximum(0, x)``."""
+    return np.maximum(0.0, f64(x))
+
+
+def relu_grad(x):
+    """BOOK functions.py ``relu_grad``: ``grad[x >= 0] = 1`` -- note **1 at x == 0**, unlike
+    the book's ``Relu`` layer, whose backward passes nothing where ``x <= 0``."""
+    return (f64(x) >= 0).astype(np.float64)
+
+
+def tanh(x):
+    """``tanh(x)`` (the book's chapter-6 activation experiments use ``np.tanh``)."""
+    return np.tanh(f64(x))
+
+
+def softmax(x):
+    """BOOK functions.py ``softmax``: ``exp(x - max) / sum(exp(x - max))`` over the last axis."""
+    x = f64(x)
+    x = x - np.max(x, axis=-1, keepdims=True)
+    return np.exp(x) / np.sum(np.exp(x), axis=-1, keepdims=True)
+
+
+def cross_entropy_error(y, t):
+    """BOOK functions.py ``cross_entropy_error``: ``-sum(log(y[arange(N), t] + 1e-7)) / N``.
+
+    One sample ``(C,)`` is a batch of one; one-hot ``t`` (as many entries as ``y``) is turned
+    into labels by ``argmax``.
+    """
+    y = f64(y)
+    t = np.asarray(t)
+    if y.ndim == 1:
+        t = t.reshape(1, t.size)
+        y = y.reshape(1, y.size)
+    if t.size == y.size:
+        t = t.argmax(axis=1)
+    t = t.reshape(-1).astype(np.int64)
+    batch_size = y.shape[0]
+    return -np.sum(np.log(y[np.arange(batch_size), t] + CROSS_ENTROPY_DELTA)) / batch_size
+
+
+def mean_squared_error(y, t):
+    """BOOK functions.py ``sum_squared_error`` (the book's ``mean_squared_error`` of chapter 4):
+    ``0.5 * sum((y - t)**2)``."""
+    return 0.5 * np.sum((f64(y) - f64(t)) ** 2)
+
+
+def one_hot(t, num_classes):
+    """Rows of the identity: ``eye(num_classes)[t]`` (the book's ``_change_one_hot_label`` in
+    ``dataset/mnist.py``)."""
+    return np.eye(num_classes)[np.asarray(t, dtype=np.int64).reshape(-1)]
+
+
+# ------------------------------------------------------------------------------------------
+# layers (BOOK layers.py), as pure functions
+# ------------------------------------------------------------------------------------------
+
+
+def affine_forward(x, W, b):
+    """BOOK layers.py ``Affine.forward``: ``x.reshape(N, -1) @ W + b``."""
+    x = f64(x)
+    return x.reshape(x.shape[0], -1) @ f64(W) + f64(b)
+
+
+def affine_backward(x, W, dout):
+    """BOOK layers.py ``Affine.backward``: ``dx = dout @ W.T`` (in ``x``'s shape),
+    ``dW = x2.T @ dout``, ``db = sum(dout, axis=0)``.  Returns ``(dx, dW, db)``."""
+    x, dout = f64(x), f64(dout)
+    x2 = x.reshape(x.shape[0], -1)
+    dx = (dout @ f64(W).T).reshape(x.shape)
+    return dx, x2.T @ dout, np.sum(dout, axis=0)
+
+
+def relu_forward(x):
+    """BOOK layers.py ``Relu.forward``: a copy with ``out[x <= 0] = 0``."""
+    out = f64(x)
+    out[out <= 0] = 0.0
+    return out
+
+
+def relu_backward(x, dout):
+    """BOOK layers.py ``Relu.backward``: ``dout`` with ``dout[x <= 0] = 0`` (0 at x == 0)."""
+    dx = f64(dout)
+    dx[f64(x) <= 0] = 0.0
+    return dx
+
+
+def sigmoid_forward(x):
+    """BOOK layers.py ``Sigmoid.forward``: :func:`sigmoid`."""
+    return sigmoid(x)
+
+
+def sigmoid_backward(out, dout):
+    """BOOK layers.py ``Sigmoid.backward``: ``dout * (1 - out) * out`` from the forward output."""
+    out = f64(out)
+    return f64(dout) * (1.0 - out) * out
+
+
+def tanh_forward(x):
+    """``tanh(x)``."""
+    return tanh(x)
+
+
+def tanh_backward(out, dout):
+    """``d tanh(x) / dx = 1 - tanh(x)**2``, from the forward output."""
+    out = f64(out)
+    return f64(dout) * (1.0 - out**2)
+
+
+def softmax_with_loss_forward(x, t):
+    """BOOK layers.py ``SoftmaxWithLoss.forward``: ``cross_entropy_error(softmax(x), t)``.
+    Returns ``(loss, y)``."""
+    y = softmax(x)
+    return cross_entropy_error(y, t), y
+
+
+def softmax_with_loss_backward(y, t, dout=1.0):
+    """BOOK layers.py ``SoftmaxWithLoss.backward``: ``(y - t) / N`` for one-hot ``t``, else
+    ``y`` with 1 subtracted at ``[arange(N), t]``, divided by ``N``.
+
+    The book ignores ``dout``; it is multiplied in here so that a scaled loss can be checked
+    (``dout=1``, the only value the book uses, gives the book's numbers).
+    """
+    y = f64(y)
+    t = np.asarray(t)
+    batch_size = y.shape[0]
+    if t.size == y.size:
+        dx = (y - t) / batch_size
+    else:
+        dx = y.copy()
+        dx[np.arange(batch_size), t.astype(np.int64)] -= 1
+        dx = dx / batch_size
+    return dx * dout
+
+
+def batchnorm_forward(x, gamma, beta, running_mean=None, running_var=None, *, train_flg=True,
+                      momentum=0.9, eps=BATCHNORM_EPS):
+    """BOOK layers.py ``BatchNormalization.forward`` (Ioffe & Szegedy 2015,
+    https://arxiv.org/abs/1502.03167).
+
+    Input of more than 2 dimensions is flattened to ``(N, -1)``.  Running statistics start at
+    zero (``None``).  Training: ``mu = mean(x)``, ``xc = x - mu``, ``var = mean(xc**2)``
+    (biased), ``std = sqrt(var + eps)``, ``xn = xc / std``, and the running statistics keep
+    ``momentum`` of themselves: ``running = momentum * running + (1 - momentum) * batch``.
+    Inference: ``xn = (x - running_mean) / sqrt(running_var + eps)``.  ``out = gamma * xn +
+    beta`` in ``x``'s shape.
+
+    Returns ``(out, running_mean, running_var, cache)``; ``cache`` holds the book's ``xc``,
+    ``xn``, ``std``, ``batch_size`` and ``input_shape`` for :func:`batchnorm_backward` (None
+    at inference).
+    """
+    x = f64(x)
+    input_shape = x.shape
+    x = x.reshape(x.shape[0], -1)
+    d = x.shape[1]
+    running_mean = np.zeros(d) if running_mean is None else f64(running_mean)
+    running_var = np.zeros(d) if running_var is None else f64(running_var)
+    gamma, beta = f64(gamma), f64(beta)
+    cache = None
+    if train_flg:
+        mu = x.mean(axis=0)
+        xc = x - mu
+        var = np.mean(xc**2, axis=0)
+        std = np.sqrt(var + eps)
+        xn = xc / std
+        cache = {"xc": xc, "xn": xn, "std": std, "batch_size": x.shape[0],
+                 "gamma": gamma, "input_shape": input_shape}
+        running_mean = momentum * running_mean + (1 - momentum) * mu
+        running_var = momentum * running_var + (1 - momentum) * var
+    else:
+        xc = x - running_mean
+        xn = xc / np.sqrt(running_var + eps)
+    out = gamma * xn + beta
+    return out.reshape(input_shape), running_mean, running_var, cache
+
+
+def batchnorm_backward(cache, dout):
+    """BOOK layers.py ``BatchNormalization.backward``, the chain of steps as printed:
+    ``dbeta = sum(dout)``, ``dgamma = sum(xn * dout)``, ``dxn = gamma * dout``,
+    ``dxc = dxn / std``, ``dstd = -sum(dxn * xc / std**2)``, ``dvar = 0.5 * dstd / std``,
+    ``dxc += (2 / N) * xc * dvar``, ``dmu = sum(dxc)``, ``dx = dxc - dmu / N``.
+
+    Returns ``(dx, dgamma, dbeta)``, ``dx`` in the input's shape.
+    """
+    dout = f64(dout)
+    dout = dout.reshape(dout.shape[0], -1)
+    xc, xn, std, n = cache["xc"], cache["xn"], cache["std"], cache["batch_size"]
+    dbeta = dout.sum(axis=0)
+    dgamma = np.sum(xn * dout, axis=0)
+    dxn = cache["gamma"] * dout
+    dxc = dxn / std
+    dstd = -np.sum((dxn * xc) / (std * std), axis=0)
+    dvar = 0.5 * dstd / std
+    dxc += (2.0 / n) * xc * dvar
+    dmu = np.sum(dxc, axis=0)
+    dx = dxc - dmu / n
+    return dx.reshape(cache["input_shape"]), dgamma, dbeta
+
+
+def dropout_forward(x, mask, dropout_ratio=0.5, *, train_flg=True):
+    """BOOK layers.py ``Dropout.forward`` for a given 0/1 ``mask`` (the book draws it as
+    ``rand(*x.shape) > dropout_ratio``): ``x * mask`` while training, ``x * (1 -
+    dropout_ratio)`` at inference (not inverted dropout)."""
+    if train_flg:
+        return f64(x) * f64(mask)
+    return f64(x) * (1.0 - dropout_ratio)
+
+
+def dropout_backward(mask, dout):
+    """BOOK layers.py ``Dropout.backward``: ``dout * mask``."""
+    return f64(dout) * f64(mask)
+
+
+# ------------------------------------------------------------------------------------------
+# optimizers: step(p, g, state, t, **hyperparameters) -> new p
+# ------------------------------------------------------------------------------------------
+
+
+def _zeros(state, p, *names):
+    for name in names:
+        if name not in state:
+            state[name] = np.zeros_like(p)
+    return [state[name] for name in names]
+
+
+def sgd(p, g, state, t=1, *, lr=0.01):
+    """BOOK optimizer.py ``SGD``: ``p -= lr * g``."""
+    return f64(p) - lr * f64(g)
+
+
+def momentum(p, g, state, t=1, *, lr=0.01, momentum=0.9):
+    """BOOK optimizer.py ``Momentum``: ``v = momentum * v - lr * g``, ``p += v``."""
+    (v,) = _zeros(state, f64(p), "v")
+    state["v"] = momentum * v - lr * f64(g)
+    return f64(p) + state["v"]
+
+
+def nesterov(p, g, state, t=1, *, lr=0.01, momentum=0.9):
+    """Nesterov's accelerated gradient in the form of Bengio, Boulanger-Lewandowski & Pascanu,
+    "Advances in optimizing recurrent networks", eq. (7) (https://arxiv.org/abs/1212.0901, the
+    paper the book cites), with constant ``momentum``:
+    ``v_t = momentum * v_{t-1} - lr * g``, ``p += -momentum * v_{t-1} + (1 + momentum) * v_t``.
+
+    That is ``p += momentum**2 * v_{t-1} - (1 + momentum) * lr * g``: the *old* velocity moves
+    the parameters, which equals ``torch.optim.SGD(nesterov=True)`` (see
+    :func:`torch_sgd`).  The book's printed code updates ``v`` first; see
+    :func:`nesterov_book_printed`.
+    """
+    (v_old,) = _zeros(state, f64(p), "v")
+    v_new = momentum * v_old - lr * f64(g)
+    state["v"] = v_new
+    return f64(p) - momentum * v_old + (1.0 + momentum) * v_new
+
+
+def nesterov_book_printed(p, g, state, t=1, *, lr=0.01, momentum=0.9):
+    """BOOK optimizer.py ``Nesterov`` exactly as printed: ``v *= momentum; v -= lr * g;
+    p += momentum**2 * v - (1 + momentum) * lr * g`` (the *new* velocity moves the parameters,
+    which is not the paper's update)."""
+    (v,) = _zeros(state, f64(p), "v")
+    v = momentum * v - lr * f64(g)
+    state["v"] = v
+    return f64(p) + momentum * momentum * v - (1 + momentum) * lr * f64(g)
+
+
+def adagrad(p, g, state, t=1, *, lr=0.01, eps=BOOK_EPS):
+    """BOOK optimizer.py ``AdaGrad``: ``h += g * g``, ``p -= lr * g / (sqrt(h) + 1e-7)``."""
+    (h,) = _zeros(state, f64(p), "h")
+    g = f64(g)
+    state["h"] = h + g * g
+    return f64(p) - lr * g / (np.sqrt(state["h"]) + eps)
+
+
+def rmsprop(p, g, state, t=1, *, lr=0.01, decay_rate=0.99, eps=BOOK_EPS):
+    """BOOK optimizer.py ``RMSprop``: ``h = decay_rate * h + (1 - decay_rate) * g * g``,
+    ``p -= lr * g / (sqrt(h) + 1e-7)``."""
+    (h,) = _zeros(state, f64(p), "h")
+    g = f64(g)
+    state["h"] = decay_rate * h + (1 - decay_rate) * g * g
+    return f64(p) - lr * g / (np.sqrt(state["h"]) + eps)
+
+
+def adam(p, g, state, t=1, *, lr=0.001, beta1=0.9, beta2=0.999, eps=BOOK_EPS):
+    """BOOK optimizer.py ``Adam`` (Kingma & Ba, https://arxiv.org/abs/1412.6980v8):
+    ``lr_t = lr * sqrt(1 - beta2**t) / (1 - beta1**t)``, ``m += (1 - beta1) * (g - m)``,
+    ``v += (1 - beta2) * (g**2 - v)``, ``p -= lr_t * m / (sqrt(v) + 1e-7)``: the bias
+    correction sits in the step size, so ``eps`` is added to the uncorrected ``sqrt(v)``."""
+    m, v = _zeros(state, f64(p), "m", "v")
+    g = f64(g)
+    lr_t = lr * np.sqrt(1.0 - beta2**t) / (1.0 - beta1**t)
+    state["m"] = m + (1 - beta1) * (g - m)
+    state["v"] = v + (1 - beta2) * (g**2 - v)
+    return f64(p) - lr_t * state["m"] / (np.sqrt(state["v"]) + eps)
+
+
+def torch_sgd(p, g, state, t=1, *, lr=0.001, momentum=0.0, dampening=0.0, nesterov=False,
+              weight_decay=0.0):
+    """``torch.optim.SGD`` as documented (TORCH_OPTIM): ``g += weight_decay * p``; with
+    momentum ``b_t = momentum * b_{t-1} + (1 - dampening) * g`` (``b_1 = g``), then
+    ``g = g + momentum * b_t`` (nesterov) or ``g = b_t``; ``p -= lr * g``."""
+    p, g = f64(p), f64(g)
+    if weight_decay:
+        g = g + weight_decay * p
+    if momentum:
+        b = g if t == 1 else momentum * state["b"] + (1 - dampening) * g
+        state["b"] = b
+        g = g + momentum * b if nesterov else b
+    return p - lr * g
+
+
+def torch_adagrad(p, g, state, t=1, *, lr=0.01, lr_decay=0.0, weight_decay=0.0,
+                  initial_accumulator_value=0.0, eps=1e-10):
+    """``torch.optim.Adagrad`` as documented (TORCH_OPTIM): ``lr_t = lr / (1 + (t - 1) *
+    lr_decay)``, ``g += weight_decay * p``, ``state_sum += g**2``,
+    ``p -= lr_t * g / (sqrt(state_sum) + eps)``."""
+    p, g = f64(p), f64(g)
+    if "state_sum" not in state:
+        state["state_sum"] = np.full_like(p, initial_accumulator_value)
+    lr_t = lr / (1 + (t - 1) * lr_decay)
+    if weight_decay:
+        g = g + weight_decay * p
+    state["state_sum"] = state["state_sum"] + g**2
+    return p - lr_t * g / (np.sqrt(state["state_sum"]) + eps)
+
+
+def torch_rmsprop(p, g, state, t=1, *, lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0):
+    """``torch.optim.RMSprop`` as documented (TORCH_OPTIM), without momentum and not
+    centered: ``g += weight_decay * p``, ``v = alpha * v + (1 - alpha) * g**2``,
+    ``p -= lr * g / (sqrt(v) + eps)``."""
+    (v,) = _zeros(state, f64(p), "v")
+    p, g = f64(p), f64(g)
+    if weight_decay:
+        g = g + weight_decay * p
+    state["v"] = alpha * v + (1 - alpha) * g**2
+    return p - lr * g / (np.sqrt(state["v"]) + eps)
+
+
+def torch_adam(p, g, state, t=1, *, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8,
+               weight_decay=0.0):
+    """``torch.optim.Adam`` as documented (TORCH_OPTIM), without amsgrad: ``g += weight_decay
+    * p``, ``m = beta1 * m + (1 - beta1) * g``, ``v = beta2 * v + (1 - beta2) * g**2``,
+    ``m_hat = m / (1 - beta1**t)``, ``v_hat = v / (1 - beta2**t)``,
+    ``p -= lr * m_hat / (sqrt(v_hat) + eps)``: ``eps`` is added to the *corrected* root."""
+    m, v = _zeros(state, f64(p), "m", "v")
+    p, g = f64(p), f64(g)
+    if weight_decay:
+        g = g + weight_decay * p
+    state["m"] = beta1 * m + (1 - beta1) * g
+    state["v"] = beta2 * v + (1 - beta2) * g**2
+    m_hat = state["m"] / (1 - beta1**t)
+    v_hat = state["v"] / (1 - beta2**t)
+    return p - lr * m_hat / (np.sqrt(v_hat) + eps)
+
+
+#: The book's optimizers by xpnet class name (Nesterov in the paper's order)
+BOOK_OPTIMIZERS: dict[str, Callable[..., np.ndarray]] = {
+    "SGD": sgd,
+    "Momentum": momentum,
+    "Nesterov": nesterov,
+    "AdaGrad": adagrad,
+    "RMSprop": rmsprop,
+    "Adam": adam,
+}
+
+
+class OptimizerRun:
+    """One optimizer ``step`` applied to a dict of parameters, step after step (float64).
+
+    >>> run = OptimizerRun(momentum, {"w": [1.0]}, lr=0.5, momentum=0.5)
+    >>> run.update({"w": [1.0]}); run.update({"w": [1.0]}); run.params["w"].tolist()
+    [-0.25]
+    """
+
+    def __init__(self, step: Callable[..., np.ndarray], init: Mapping[str, Any], **hp: Any):
+        self.step = step
+        self.hp = hp
+        self.params = {k: f64(v) for k, v in init.items()}
+        self.state: dict[str, dict[str, np.ndarray]] = {k: {} for k in self.params}
+        self.t = 0
+
+    def update(self, grads: Mapping[str, Any]) -> None:
+        self.t += 1
+        for k, g in grads.items():
+            self.params[k] = self.step(self.params[k], g, self.state[k], self.t, **self.hp)
+
+
+def run_optimizer(step: Callable[..., np.ndarray], init: Mapping[str, Any],
+                  grads_seq: Iterable[Mapping[str, Any]], **hp: Any) -> dict[str, np.ndarray]:
+    """Parameters after applying ``step`` for every gradient dict of ``grads_seq``."""
+    run = OptimizerRun(step, init, **hp)
+    for grads in grads_seq:
+        run.update(grads)
+    return run.params
+
+
+# ------------------------------------------------------------------------------------------
+# a network: BOOK multi_layer_net_extend.py, composed from the layers above
+# ------------------------------------------------------------------------------------------
+
+_ACTIVATIONS = {
+    "relu": (relu_forward, lambda x, out, dout: relu_backward(x, dout)),
+    "sigmoid": (sigmoid_forward, lambda x, out, dout: sigmoid_backward(out, dout)),
+    "tanh": (tanh_forward, lambda x, out, dout: tanh_backward(out, dout)),
+}
+
+
+def multi_layer_net_extend_gradient(params, x, t, n_hidden, *, activation="relu",
+                                    batchnorm=False, dropout_masks=None,
+                                    weight_decay_lambda=0.0):
+    """BOOK multi_layer_net_extend.py ``gradient`` (``train_flg=True``): the forward pass
+    ``Affine -> [BatchNorm] -> activation -> [Dropout]`` per hidden layer, ``Affine ->
+    SoftmaxWithLoss``, the loss ``+ 0.5 * lambda * sum(W**2)``, then the layers' backward
+    passes in reverse and ``dW += lambda * W``.
+
+    ``dropout_masks`` (one 0/1 array per hidden layer, or None for no dropout) stand in for the
+    book's random draws.  Returns ``(loss, grads)`` with the keys of ``params``.
+    """
+    act_forward, act_backward = _ACTIVATIONS[activation]
+    h = f64(x)
+    tape = []
+    for i in range(1, n_hidden + 1):
+        a_in = h
+        h = affine_forward(h, params[f"W{i}"], params[f"b{i}"])
+        bn = None
+        if batchnorm:
+            h, _, _, bn = batchnorm_forward(h, params[f"gamma{i}"], params[f"beta{i}"])
+        z = h
+        h = act_forward(z)
+        out = h
+        if dropout_masks is not None:
+            h = dropout_forward(h, dropout_masks[i - 1])
+        tape.append((a_in, bn, z, out))
+    last = n_hidden + 1
+    a_last = h
+    scores = affine_forward(h, params[f"W{last}"], params[f"b{last}"])
+    loss, y = softmax_with_loss_forward(scores, t)
+    lam = weight_decay_lambda
+    loss = loss + 0.5 * lam * sum(np.sum(f64(params[f"W{i}"]) ** 2) for i in range(1, last + 1))
+
+    grads = {}
+    dout = softmax_with_loss_backward(y, t)
+    dout, grads[f"W{last}"], grads[f"b{last}"] = affine_backward(a_last, params[f"W{last}"],
+                                                                 dout)
+    for i in range(n_hidden, 0, -1):
+        a_in, bn, z, out = tape[i - 1]
+        if dropout_masks is not None:
+            dout = dropout_backward(dropout_masks[i - 1], dout)
+        dout = act_backward(z, out, dout)
+        if batchnorm:
+            dout, grads[f"gamma{i}"], grads[f"beta{i}"] = batchnorm_backward(bn, dout)
+        dout, grads[f"W{i}"], grads[f"b{i}"] = affine_backward(a_in, params[f"W{i}"], dout)
+    for i in range(1, last + 1):
+        grads[f"W{i}"] = grads[f"W{i}"] + lam * f64(params[f"W{i}"])
+    return loss, grads
