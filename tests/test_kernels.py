@@ -9,8 +9,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import oracles as O
 import xpnet
-from conftest import assert_close, assert_on_backend
+from conftest import (
+    OPTIMIZER_KERNEL_SLOTS,
+    assert_close,
+    assert_on_backend,
+    has_kernel,
+    kernel_specs,
+)
 from xpnet.backend import Kernels, kernels_for
 from xpnet.backend._numpy import NumpyKernels
 from xpnet.params import Layout, ParamDict
@@ -58,8 +65,14 @@ def test_flat_update_equals_per_key_update(backend, name):
         np.testing.assert_array_equal(flat[k], per_key[k], err_msg=k)
 
 
-@pytest.mark.parametrize("name", list(OPTIMIZERS))
+@pytest.mark.parametrize(
+    "backend, name",
+    kernel_specs(list(OPTIMIZERS), lambda n: (OPTIMIZER_KERNEL_SLOTS[n],)),
+    indirect=["backend"],
+)
 def test_fused_kernel_equals_portable(backend, name):
+    """Only backends with a fused kernel for the optimizer (elsewhere ``fused=True`` runs the
+    portable code: both sides would be the same code; test_oracles covers those)."""
     fused, _ = _run(backend, name, fused=True, flat=True)
     portable, _ = _run(backend, name, fused=False, flat=True)
     for k in fused:
@@ -283,25 +296,32 @@ def test_two_threads_updating_at_once_do_not_share_scratch():
         np.testing.assert_array_equal(at_once[s], one_by_one[s])
 
 
-@pytest.mark.parametrize("name", list(OPTIMIZERS))
-def test_fused_kernels_update_non_contiguous_params_in_place(name):
-    """A Fortran-order or strided parameter must be updated in place, as the portable path
-    does (a flattening copy would swallow the update)."""
+@pytest.mark.parametrize(
+    "name, fused",
+    [pytest.param(n, False, id=f"{n}-portable") for n in OPTIMIZERS]
+    + [pytest.param(n, True, id=f"{n}-fused") for n in OPTIMIZERS
+       if has_kernel("numpy", OPTIMIZER_KERNEL_SLOTS[n])],
+)
+def test_numpy_updates_non_contiguous_params_in_place(name, fused):
+    """A Fortran-order or strided parameter must be updated in place (a flattening copy in a
+    kernel would swallow the update): the very arrays end up with the book's numbers."""
     rng = np.random.default_rng(12)
     w0 = np.asfortranarray(rng.standard_normal((6, 5)))
     b0 = rng.standard_normal(10)[::2]  # a strided view
-    results = []
-    for fused in (True, False):
-        params = {"W": w0.copy(order="F"), "b": np.repeat(b0, 2)[::2]}  # F-order, strided
-        opt = xpnet.get_optimizer(name, fused=fused, **OPTIMIZERS[name])
-        for step in range(5):
-            g = np.random.default_rng(step)
-            opt.update(params, {"W": np.asfortranarray(g.standard_normal((6, 5))),
-                                "b": g.standard_normal(5)})
-        results.append(params)
-    assert not np.allclose(results[0]["W"], w0)
+    params = {"W": w0.copy(order="F"), "b": np.repeat(b0, 2)[::2]}  # F-order, strided
+    arrays = dict(params)
+    opt = xpnet.get_optimizer(name, fused=fused, **OPTIMIZERS[name])
+    oracle = O.OptimizerRun(O.BOOK_OPTIMIZERS[name], {"W": w0, "b": b0}, **OPTIMIZERS[name])
+    for step in range(5):
+        g = np.random.default_rng(step)
+        grads = {"W": np.asfortranarray(g.standard_normal((6, 5))), "b": g.standard_normal(5)}
+        opt.update(params, grads)
+        oracle.update(grads)
+    assert params["W"].flags.f_contiguous and not params["b"].flags.c_contiguous
     for k in ("W", "b"):
-        np.testing.assert_allclose(results[0][k], results[1][k], rtol=1e-12, atol=1e-12,
+        assert params[k] is arrays[k]
+        assert not np.allclose(params[k], {"W": w0, "b": b0}[k])  # it moved
+        np.testing.assert_allclose(params[k], oracle.params[k], rtol=1e-12, atol=1e-12,
                                    err_msg=k)
 
 
@@ -512,9 +532,14 @@ def test_affine_with_and_without_kernels_agree(db_out):
 
 
 @pytest.mark.parametrize("grad_out", [False, True])
-def test_batchnorm_with_and_without_kernels_agree(backend, grad_out):
+@pytest.mark.parametrize(
+    "backend, slots", kernel_specs([("col_dot", "col_sum")], lambda s: s, lambda s: "columns"),
+    indirect=["backend"],
+)
+def test_batchnorm_with_and_without_kernels_agree(backend, slots, grad_out):
     """Each backend's fast path of BatchNormalization against the portable path, both
-    directions, with and without preallocated gradient outputs."""
+    directions, with and without preallocated gradient outputs -- on the backends that have
+    column kernels (elsewhere both paths are the portable code; test_oracles covers them)."""
     from xpnet.layers import BatchNormalization
 
     rng = np.random.default_rng(5)
