@@ -1,4 +1,6 @@
-"""xpnet.layers: numerical gradients on every backend, and torch.nn.functional as a reference.
+"""xpnet.layers: numerical gradients on every backend, and torch.nn.functional as a reference
+(where torch is installed; ``test_oracles.py`` compares every layer with NumPy transcriptions of
+the book's layers everywhere).
 
 Gradient checks run in float64: the scalar ``L = sum(forward(x) * dout)`` is differentiated by
 central differences over the input and over every parameter (each parameter is replaced by a
