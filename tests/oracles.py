@@ -127,6 +127,14 @@ def one_hot(t, num_classes):
     return np.eye(num_classes)[np.asarray(t, dtype=np.int64).reshape(-1)]
 
 
+def labels_as_one_hot(y, t):
+    """Labels as one-hot rows, by the book's test in ``cross_entropy_error`` and
+    ``SoftmaxWithLoss.backward``: ``t`` with as many entries as ``y`` is one-hot already,
+    anything else is integer labels (:func:`one_hot` with ``y``'s number of columns)."""
+    y, t = np.asarray(y), np.asarray(t)
+    return f64(t).reshape(y.shape) if t.size == y.size else one_hot(t, y.shape[-1])
+
+
 # ------------------------------------------------------------------------------------------
 # layers (BOOK layers.py), as pure functions
 # ------------------------------------------------------------------------------------------
