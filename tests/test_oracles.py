@@ -328,10 +328,9 @@ def test_functions_match_the_book(backend, rng, dtype, name):
         check(backend, F.softmax(backend.asarray(x[1])), O.softmax(x[1]), dtype)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "xpnet.functions.relu_grad is 0 at x == 0 and says 'as in the book', but the book's "
-    "common/functions.py relu_grad sets grad[x >= 0] = 1 (only its Relu layer gives 0 there)"))
 def test_relu_grad_at_zero_is_the_books():
+    """The book's common/functions.py relu_grad sets grad[x >= 0] = 1 (only its Relu layer
+    gives 0 at x == 0)."""
     x = np.array([-1.0, 0.0, 2.0])
     np.testing.assert_array_equal(F.relu_grad(x), O.relu_grad(x))
 

@@ -77,8 +77,10 @@ def relu(x: Any, /, *, xp: Any = None) -> Any:
 
 
 def relu_grad(x: Any, /, *, xp: Any = None) -> Any:
-    """Derivative of :func:`relu` (0 at ``x == 0``, as in the book)."""
-    return step_function(x, xp=xp)
+    """Derivative of :func:`relu`, 1 where ``x >= 0``: the book's ``functions.relu_grad`` takes
+    1 at ``x == 0`` (its ``Relu`` *layer*, like :class:`xpnet.layers.Relu`, passes 0 there)."""
+    xp = _ns(x, xp)
+    return xp.astype(x >= 0, x.dtype)
 
 
 def tanh(x: Any, /, *, xp: Any = None) -> Any:
