@@ -5,7 +5,7 @@ import importlib
 
 import pytest
 
-MODULES = ["xpnet.backend", "xpnet.functions", "xpnet.init", "xpnet.nets", "xpnet.optim",
+MODULES = ["xpnet.backend", "xpnet.backend._base", "xpnet.functions", "xpnet.init", "xpnet.nets", "xpnet.optim",
            "xpnet.params", "xpnet.io", "xpnet.progress", "xpnet.devicelog", "xpnet.plotting",
            "xpnet.trainer", "xpnet.datasets.mnist",
            "xpnet.preprocessing", "xpnet.gradcheck", "xpnet.ensemble"]

@@ -30,7 +30,6 @@ from typing import Any
 
 from xpnet.backend import Backend, backend_of
 from xpnet.layers import BatchNormalization, Dropout
-from xpnet.preprocessing import device_has_float64
 
 __all__ = [
     "KINK_DISTANCES",
@@ -340,7 +339,7 @@ def gradient_check(network: Any, x: Any, t: Any, *, h: float = 1e-4,
     be: Backend = getattr(network, "backend", None) or backend_of(
         next(iter(network.params.values()))
     )
-    if not device_has_float64(be):
+    if not be.has_float64:
         raise ValueError(
             f"gradient_check works in float64, which the device {be.device!r} of the "
             f"{be.name} backend does not support; build the network on a device with float64 "

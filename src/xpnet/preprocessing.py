@@ -59,7 +59,6 @@ __all__ = [
     "NotFittedError",
     "Standardization",
     "Whitening",
-    "device_has_float64",
 ]
 
 #: Rows per block when statistics are accumulated in float64 (bounds the float64 temporaries).
@@ -90,34 +89,13 @@ def _dtype_name(xp: Any, dt: Any) -> str:
     return str(dt)
 
 
-def device_has_float64(be: Backend) -> bool:
-    """Whether the device of backend ``be`` supports float64 (array-api-strict's
-    ``no_float64`` device and torch's MPS do not), from the namespace's inspection API.
-
-    (Shared with :func:`xpnet.gradient_check`; it belongs on :class:`~xpnet.Backend`.)
-
-    >>> from xpnet import get_backend
-    >>> device_has_float64(get_backend("numpy"))
-    True
-    """
-    try:
-        info = be.xp.__array_namespace_info__()
-        return "float64" in info.dtypes(device=be.device, kind="real floating")
-    except Exception:  # a namespace without the inspection API: try it
-        try:
-            be.xp.zeros((1,), dtype=be.xp.float64, device=be.device)
-        except Exception:
-            return False
-        return True
-
-
 class _Float64:
     """Where float64 statistics are computed: on the data's own backend when its device has
     float64, else on the host (NumPy), block by block."""
 
     def __init__(self, be: Backend):
         self.src = be
-        self.be = be if device_has_float64(be) else get_backend("numpy")
+        self.be = be if be.has_float64 else get_backend("numpy")
         self.xp = self.be.xp
         self.on_host = self.be is not be
 

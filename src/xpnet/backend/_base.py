@@ -275,6 +275,25 @@ class Backend:
         return hash((self.name, self.device_name))
 
     @property
+    def has_float64(self) -> bool:
+        """Whether the device supports float64 (array-api-strict's ``no_float64`` device and
+        torch's MPS do not), from the namespace's inspection API.
+
+        >>> from xpnet import get_backend
+        >>> get_backend("numpy").has_float64
+        True
+        """
+        try:
+            info = self.xp.__array_namespace_info__()
+            return "float64" in info.dtypes(device=self.device, kind="real floating")
+        except Exception:  # a namespace without the inspection API: try it
+            try:
+                self.xp.zeros((1,), dtype=self.xp.float64, device=self.device)
+            except Exception:
+                return False
+            return True
+
+    @property
     def is_default_device(self) -> bool:
         """Whether arrays live on the library's default device."""
         return self.device_name == self.default_device_name
