@@ -7,6 +7,7 @@ Every layer has ``forward(x[, train_flg])`` and ``backward(dout)``; parameter gr
 from xpnet.layers.activations import Relu, Sigmoid, Tanh
 from xpnet.layers.affine import Affine
 from xpnet.layers.base import Layer
+from xpnet.layers.conv import Convolution, Pooling
 from xpnet.layers.dropout import Dropout
 from xpnet.layers.losses import SoftmaxWithLoss
 from xpnet.layers.normalization import BatchNormalization
@@ -14,8 +15,10 @@ from xpnet.layers.normalization import BatchNormalization
 __all__ = [
     "Affine",
     "BatchNormalization",
+    "Convolution",
     "Dropout",
     "Layer",
+    "Pooling",
     "Relu",
     "Sigmoid",
     "SoftmaxWithLoss",
