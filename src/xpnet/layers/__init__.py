@@ -4,7 +4,7 @@ Every layer has ``forward(x[, train_flg])`` and ``backward(dout)``; parameter gr
 ``dW``/``db`` (``Affine``) and ``dgamma``/``dbeta`` (``BatchNormalization``).
 """
 
-from xpnet.layers.activations import Relu, Sigmoid, Tanh
+from xpnet.layers.activations import Elu, LeakyRelu, Maxout, PRelu, Relu, Sigmoid, Tanh
 from xpnet.layers.affine import Affine
 from xpnet.layers.base import Layer
 from xpnet.layers.conv import Convolution, Pooling
@@ -17,7 +17,11 @@ __all__ = [
     "BatchNormalization",
     "Convolution",
     "Dropout",
+    "Elu",
     "Layer",
+    "LeakyRelu",
+    "Maxout",
+    "PRelu",
     "Pooling",
     "Relu",
     "Sigmoid",
