@@ -1,7 +1,9 @@
-"""The book's layers (``common/layers.py``), written once against the Array API.
+"""The book's layers (``common/layers.py``) and cs231n lecture 7's, written once against the
+Array API.
 
 Every layer has ``forward(x[, train_flg])`` and ``backward(dout)``; parameter gradients land in
-``dW``/``db`` (``Affine``) and ``dgamma``/``dbeta`` (``BatchNormalization``).
+``dW``/``db`` (``Affine``, ``Convolution``, ``Maxout``), ``dgamma``/``dbeta`` (the
+normalizations) and ``dalpha`` (``PRelu``).
 """
 
 from xpnet.layers.activations import Elu, LeakyRelu, Maxout, PRelu, Relu, Sigmoid, Tanh
@@ -10,7 +12,13 @@ from xpnet.layers.base import Layer
 from xpnet.layers.conv import Convolution, Pooling
 from xpnet.layers.dropout import Dropout
 from xpnet.layers.losses import SoftmaxWithLoss
-from xpnet.layers.normalization import BatchNormalization
+from xpnet.layers.normalization import (
+    BatchNormalization,
+    GroupNormalization,
+    InstanceNormalization,
+    LayerNormalization,
+    SpatialBatchNormalization,
+)
 
 __all__ = [
     "Affine",
@@ -18,7 +26,10 @@ __all__ = [
     "Convolution",
     "Dropout",
     "Elu",
+    "GroupNormalization",
+    "InstanceNormalization",
     "Layer",
+    "LayerNormalization",
     "LeakyRelu",
     "Maxout",
     "PRelu",
@@ -26,5 +37,6 @@ __all__ = [
     "Relu",
     "Sigmoid",
     "SoftmaxWithLoss",
+    "SpatialBatchNormalization",
     "Tanh",
 ]
