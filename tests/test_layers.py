@@ -420,3 +420,65 @@ def test_parameterless_layers_accept_a_fixed_backend(backend, rng, make):
         assert_on_backend(backend, out, dtype="float64", shape=(3, 4))
         dx = layer.backward(backend.asarray(np.ones((3, 4))))
     assert_on_backend(backend, dx, dtype="float64", shape=(3, 4))
+
+
+# ------------------------------------------------------------------------------------------
+# inverted dropout (cs231n; PyTorch's semantics)
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_dropout_inverted(backend, rng, dtype):
+    ratio = 0.3
+    x = (rng.standard_normal((40, 50)) + 5.0).astype(dtype)  # no zeros: out / x is the mask
+    layer = Dropout(ratio, inverted=True, seed=3)
+    x_be = backend.asarray(x)
+    out = layer.forward(x_be, train_flg=True)
+    assert_on_backend(backend, out, dtype=dtype, shape=x.shape)
+    scaled = backend.to_numpy(out).astype(np.float64) / x
+    keep = scaled > 0.5
+    tol = 1e-12 if dtype == "float64" else 1e-6
+    np.testing.assert_allclose(scaled[keep], 1.0 / (1.0 - ratio), rtol=tol)
+    np.testing.assert_array_equal(scaled[~keep], 0.0)
+    assert abs(keep.mean() - (1 - ratio)) < 0.04
+    np.testing.assert_array_equal(backend.to_numpy(layer.mask), keep.astype(dtype))  # 0/1
+    dout_h = rng.standard_normal(x.shape).astype(dtype)
+    dout = backend.asarray(dout_h)
+    dx = layer.backward(dout)
+    assert_on_backend(backend, dx, dtype=dtype, shape=x.shape)
+    np.testing.assert_allclose(backend.to_numpy(dx), dout_h * keep / (1.0 - ratio), rtol=tol)
+    np.testing.assert_array_equal(backend.to_numpy(dout), dout_h)
+    # inference: the input itself, as a fresh array
+    ev = layer.forward(x_be, train_flg=False)
+    assert_on_backend(backend, ev, dtype=dtype, shape=x.shape)
+    np.testing.assert_array_equal(backend.to_numpy(ev), x)
+    ev[...] = 0.0
+    np.testing.assert_array_equal(backend.to_numpy(x_be), x)
+    y = backend.asarray(x.copy())
+    np.testing.assert_array_equal(backend.to_numpy(layer.forward_inplace(y)), x)
+    # the book's mode is unchanged beside it
+    book = Dropout(ratio)
+    assert not book.inverted
+    assert_close(backend, book.forward(x_be, train_flg=False), x * (1 - ratio))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_dropout_inverted_scale_matches_torch(backend, rng, dtype):
+    torch = pytest.importorskip("torch")
+    ratio = 0.25
+    ones = np.ones((64, 64), dtype=dtype)
+    t_out = torch.nn.functional.dropout(torch.from_numpy(ones), p=ratio, training=True).numpy()
+    t_scale = np.unique(t_out[t_out != 0])
+    ours = backend.to_numpy(Dropout(ratio, inverted=True).forward(backend.asarray(ones)))
+    our_scale = np.unique(ours[ours != 0])
+    assert len(t_scale) == 1 and len(our_scale) == 1
+    np.testing.assert_allclose(our_scale, t_scale, rtol=1e-15 if dtype == "float64" else 1e-7)
+    t_eval = torch.nn.functional.dropout(torch.from_numpy(ones), p=ratio, training=False)
+    ev = Dropout(ratio, inverted=True).forward(backend.asarray(ones), train_flg=False)
+    np.testing.assert_array_equal(backend.to_numpy(ev), t_eval.numpy())
+
+
+def test_dropout_inverted_bad_argument():
+    with pytest.raises(TypeError, match="inverted must be True or False"):
+        Dropout(0.5, inverted="yes")
+    assert "inverted=True" in repr(Dropout(0.5, inverted=True))

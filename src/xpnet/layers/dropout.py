@@ -1,4 +1,4 @@
-"""Dropout, the book's way (not inverted)."""
+"""Dropout, the book's way (not inverted) or, with ``inverted=True``, PyTorch's."""
 
 from __future__ import annotations
 
@@ -9,12 +9,15 @@ from xpnet.layers.base import Layer
 
 
 class Dropout(Layer):
-    """Drop each unit with probability ``dropout_ratio`` while training.
+    """Drop each unit with probability ``dropout_ratio`` while training
+    (Srivastava et al. 2014, http://arxiv.org/abs/1207.0580).
 
-    The book's variant, which differs from ``torch.nn.Dropout``: training multiplies by a 0/1
-    mask *without* rescaling, and inference multiplies by ``1 - dropout_ratio`` (PyTorch scales
-    by ``1 / (1 - p)`` while training and leaves inference alone).  Expected activations agree;
-    the numbers of a single step do not.
+    By default the book's variant, which differs from ``torch.nn.Dropout``: training multiplies
+    by a 0/1 mask *without* rescaling, and inference multiplies by ``1 - dropout_ratio``.
+    With ``inverted=True`` (cs231n's inverted dropout, PyTorch's semantics) training multiplies
+    by the mask *and* ``1 / (1 - dropout_ratio)`` and inference returns the input unchanged --
+    ``torch.nn.functional.dropout(x, p=dropout_ratio, training=train_flg)`` up to the random
+    mask.  Expected activations agree; the numbers of a single step do not.
 
     ``mask`` is 1.0 for kept and 0.0 for dropped units, in the input's dtype (the book keeps it
     boolean; the standard has no bool-float arithmetic).  It is drawn on the input's device by
@@ -25,24 +28,33 @@ class Dropout(Layer):
     ----------
     dropout_ratio : float in [0, 1)
         Probability of dropping a unit.
+    inverted : bool
+        Scale while training instead of at inference.
     seed : int, optional
         Seed of this layer's mask generator.
     backend : optional
         Fix the backend instead of taking it from the first input.
     """
 
-    def __init__(self, dropout_ratio: float = 0.5, *, seed: int | None = None,
-                 backend: Any = None):
+    def __init__(self, dropout_ratio: float = 0.5, inverted: bool = False, *,
+                 seed: int | None = None, backend: Any = None):
         if not 0.0 <= float(dropout_ratio) < 1.0:
             raise ValueError(f"dropout_ratio must be in [0, 1), got {dropout_ratio!r}")
+        if not isinstance(inverted, bool):
+            raise TypeError(f"inverted must be True or False, got {inverted!r}")
         super().__init__(backend)
         self.dropout_ratio = float(dropout_ratio)
+        self.inverted = inverted
+        #: what a kept unit is multiplied by while training (1, or 1/(1 - ratio) if inverted)
+        self._train_scale = 1.0 / (1.0 - self.dropout_ratio) if inverted else 1.0
         self.seed = seed
         self.mask = None
         self._rng: Generator | None = None
 
     def forward(self, x: Any, train_flg: bool = True) -> Any:
         if not train_flg:
+            if self.inverted:
+                return self._ns(x).asarray(x, copy=True)  # a fresh array, as in every mode
             return x * (1.0 - self.dropout_ratio)
         be = self._backend_for(x)
         if self._rng is None or (self._rng.backend is not be and self._rng.backend != be):
@@ -50,15 +62,23 @@ class Dropout(Layer):
         # The book's ``np.random.rand(*x.shape) > dropout_ratio``, as 1.0/0.0 in x's dtype.
         self.mask = self._rng.bernoulli_mask(x.shape, keep=1.0 - self.dropout_ratio,
                                              dtype=x.dtype)
-        return x * self.mask
+        out = x * self.mask
+        if self.inverted:
+            out *= self._train_scale
+        return out
 
     def backward(self, dout: Any) -> Any:
-        return dout * self.mask
+        dx = dout * self.mask
+        if self.inverted:
+            dx *= self._train_scale
+        return dx
 
     def forward_inplace(self, x: Any) -> Any:
-        """Inference only: ``x *= 1 - dropout_ratio`` in place."""
-        x *= 1.0 - self.dropout_ratio
+        """Inference only: ``x *= 1 - dropout_ratio`` in place (nothing when inverted)."""
+        if not self.inverted:
+            x *= 1.0 - self.dropout_ratio
         return x
 
     def __repr__(self) -> str:
-        return f"Dropout({self.dropout_ratio})"
+        return (f"Dropout({self.dropout_ratio}, inverted=True)" if self.inverted
+                else f"Dropout({self.dropout_ratio})")
