@@ -5,11 +5,11 @@ import importlib
 
 import pytest
 
-MODULES = ["xpnet.backend", "xpnet.backend._base", "xpnet.functions", "xpnet.init", "xpnet.nets", "xpnet.optim",
-           "xpnet.params", "xpnet.io", "xpnet.progress", "xpnet.devicelog", "xpnet.plotting",
-           "xpnet.trainer", "xpnet.datasets.mnist",
-           "xpnet.preprocessing", "xpnet.gradcheck", "xpnet.ensemble",
-           "xpnet.layers.activations", "xpnet.layers.conv", "xpnet.layers.normalization"]
+MODULES = ["xpnet.backend", "xpnet.backend._base", "xpnet.functions", "xpnet.init", "xpnet.nets",
+           "xpnet.optim", "xpnet.params", "xpnet.io", "xpnet.progress", "xpnet.devicelog",
+           "xpnet.plotting", "xpnet.trainer", "xpnet.datasets.mnist", "xpnet.preprocessing",
+           "xpnet.gradcheck", "xpnet.ensemble", "xpnet.layers.activations", "xpnet.layers.conv",
+           "xpnet.layers.normalization"]
 
 
 @pytest.mark.parametrize("name", MODULES)
