@@ -296,6 +296,287 @@ def dropout_backward(mask, dout):
 
 
 # ------------------------------------------------------------------------------------------
+# chapter 7 (BOOK util.py, layers.py) and cs231n lecture 7: convolution, pooling, the other
+# activations and normalizations
+# ------------------------------------------------------------------------------------------
+
+#: cs231n's notes on convolutional networks (the naive convolution and pooling by definition)
+CS231N = "https://cs231n.github.io/convolutional-networks/"
+#: PyTorch's functional documentation (the formulas of leaky_relu, elu, prelu, the norms)
+TORCH_NN = "https://pytorch.org/docs/stable/nn.functional.html"
+
+
+def conv_output_size(input_size, filter_size, stride=1, pad=0):
+    """BOOK util.py ``conv_output_size``: ``(input_size + 2*pad - filter_size) / stride + 1``
+    (true division: a float, fractional when the stride does not divide)."""
+    return (input_size + 2 * pad - filter_size) / stride + 1
+
+
+def im2col(input_data, filter_h, filter_w, stride=1, pad=0):
+    """BOOK util.py ``im2col``: ``np.pad``, the filter-offset loops, then
+    ``transpose(0, 4, 5, 1, 2, 3).reshape(N*out_h*out_w, -1)``."""
+    x = f64(input_data)
+    N, C, H, W = x.shape
+    out_h = (H + 2 * pad - filter_h) // stride + 1
+    out_w = (W + 2 * pad - filter_w) // stride + 1
+    img = np.pad(x, [(0, 0), (0, 0), (pad, pad), (pad, pad)], "constant")
+    col = np.zeros((N, C, filter_h, filter_w, out_h, out_w))
+    for y in range(filter_h):
+        y_max = y + stride * out_h
+        for xx in range(filter_w):
+            x_max = xx + stride * out_w
+            col[:, :, y, xx, :, :] = img[:, :, y:y_max:stride, xx:x_max:stride]
+    return col.transpose(0, 4, 5, 1, 2, 3).reshape(N * out_h * out_w, -1)
+
+
+def col2im(col, input_shape, filter_h, filter_w, stride=1, pad=0):
+    """BOOK util.py ``col2im``: the reshape and transpose back, ``+=`` through the same
+    strided slices into a zero image ``stride - 1`` larger, then the padding cut off."""
+    N, C, H, W = input_shape
+    out_h = (H + 2 * pad - filter_h) // stride + 1
+    out_w = (W + 2 * pad - filter_w) // stride + 1
+    col = f64(col).reshape(N, out_h, out_w, C, filter_h, filter_w).transpose(0, 3, 4, 5, 1, 2)
+    img = np.zeros((N, C, H + 2 * pad + stride - 1, W + 2 * pad + stride - 1))
+    for y in range(filter_h):
+        y_max = y + stride * out_h
+        for xx in range(filter_w):
+            x_max = xx + stride * out_w
+            img[:, :, y:y_max:stride, xx:x_max:stride] += col[:, :, y, xx, :, :]
+    return img[:, :, pad:H + pad, pad:W + pad]
+
+
+def _windows(n_out_h, n_out_w, stride, fh, fw):
+    for i in range(n_out_h):
+        for j in range(n_out_w):
+            yield i, j, slice(i * stride, i * stride + fh), slice(j * stride, j * stride + fw)
+
+
+def convolution_forward(x, W, b, stride=1, pad=0):
+    """A convolution layer by its definition, one output position at a time (CS231N; PyTorch's
+    ``conv2d``): ``out[n, f, i, j] = b[f] + sum(x_pad[n, :, i*stride : i*stride + FH,
+    j*stride : j*stride + FW] * W[f])``, zero padding."""
+    x, W, b = f64(x), f64(W), f64(b)
+    FN, _, FH, FW = W.shape
+    xp_ = np.pad(x, [(0, 0), (0, 0), (pad, pad), (pad, pad)])
+    oh = (xp_.shape[2] - FH) // stride + 1
+    ow = (xp_.shape[3] - FW) // stride + 1
+    out = np.zeros((x.shape[0], FN, oh, ow))
+    for i, j, rows, cols in _windows(oh, ow, stride, FH, FW):
+        out[:, :, i, j] = np.einsum("nchw,fchw->nf", xp_[:, :, rows, cols], W) + b
+    return out
+
+
+def convolution_backward(x, W, dout, stride=1, pad=0):
+    """The gradients of :func:`convolution_forward` by the same loop: every output position
+    adds ``dout[n, f, i, j] * W[f]`` to its window of ``dx`` and ``dout[n, f, i, j]`` times
+    the window to ``dW[f]``; ``db = sum(dout, axis=(0, 2, 3))``.  Returns ``(dx, dW, db)``."""
+    x, W, dout = f64(x), f64(W), f64(dout)
+    _, _, FH, FW = W.shape
+    H, Wd = x.shape[2:]
+    xp_ = np.pad(x, [(0, 0), (0, 0), (pad, pad), (pad, pad)])
+    dxp = np.zeros_like(xp_)
+    dW = np.zeros_like(W)
+    for i, j, rows, cols in _windows(dout.shape[2], dout.shape[3], stride, FH, FW):
+        dxp[:, :, rows, cols] += np.einsum("nf,fchw->nchw", dout[:, :, i, j], W)
+        dW += np.einsum("nf,nchw->fchw", dout[:, :, i, j], xp_[:, :, rows, cols])
+    return dxp[:, :, pad:pad + H, pad:pad + Wd], dW, dout.sum(axis=(0, 2, 3))
+
+
+def max_pool_forward(x, pool_h, pool_w, stride=2, pad=0):
+    """Max pooling by its definition (CS231N; PyTorch's ``max_pool2d``, whose padding is
+    ``-inf``): the maximum of every window, and ``np.argmax`` of the window -- the *first*
+    maximum in row-major order, the book's ``arg_max``.  Returns ``(out, arg_max)``."""
+    x = f64(x)
+    xp_ = np.pad(x, [(0, 0), (0, 0), (pad, pad), (pad, pad)], constant_values=-np.inf)
+    oh = (xp_.shape[2] - pool_h) // stride + 1
+    ow = (xp_.shape[3] - pool_w) // stride + 1
+    out = np.zeros(x.shape[:2] + (oh, ow))
+    arg = np.zeros(out.shape, dtype=np.int64)
+    for i, j, rows, cols in _windows(oh, ow, stride, pool_h, pool_w):
+        win = xp_[:, :, rows, cols].reshape(x.shape[0], x.shape[1], -1)
+        arg[:, :, i, j] = np.argmax(win, axis=2)
+        out[:, :, i, j] = win.max(axis=2)
+    return out, arg
+
+
+def max_pool_backward(x, pool_h, pool_w, stride, pad, dout):
+    """The gradient of :func:`max_pool_forward`: each window's ``dout`` to the element its
+    ``arg_max`` names (summed where windows overlap)."""
+    x, dout = f64(x), f64(dout)
+    _, arg = max_pool_forward(x, pool_h, pool_w, stride, pad)
+    N, C, H, W = x.shape
+    dxp = np.zeros((N, C, H + 2 * pad, W + 2 * pad))
+    for i, j, _, _ in _windows(dout.shape[2], dout.shape[3], stride, pool_h, pool_w):
+        for n in range(N):
+            for c in range(C):
+                k = arg[n, c, i, j]
+                dxp[n, c, i * stride + k // pool_w, j * stride + k % pool_w] += dout[n, c, i, j]
+    return dxp[:, :, pad:pad + H, pad:pad + W]
+
+
+def leaky_relu_forward(x, alpha=0.01):
+    """Leaky ReLU (TORCH_NN ``leaky_relu``): ``x`` where ``x > 0``, else ``alpha * x``."""
+    x = f64(x)
+    return np.where(x > 0, x, alpha * x)
+
+
+def leaky_relu_backward(x, dout, alpha=0.01):
+    """``dout`` where ``x > 0``, else ``alpha * dout`` (PyTorch's ``alpha`` at ``x == 0``)."""
+    return np.where(f64(x) > 0, f64(dout), alpha * f64(dout))
+
+
+def elu_forward(x, alpha=1.0):
+    """ELU (Clevert et al. 2015; TORCH_NN ``elu``): ``x`` where ``x > 0``, else
+    ``alpha * (exp(x) - 1)`` (``expm1``: no cancellation near 0)."""
+    x = f64(x)
+    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0.0)))
+
+
+def elu_backward(x, dout, alpha=1.0):
+    """``dout`` where ``x > 0``, else ``alpha * exp(x) * dout``."""
+    x = f64(x)
+    return np.where(x > 0, f64(dout), alpha * np.exp(np.minimum(x, 0.0)) * f64(dout))
+
+
+def _per_feature(alpha, ndim):
+    return f64(alpha).reshape((1, -1) + (1,) * (ndim - 2))
+
+
+def prelu_forward(x, alpha):
+    """PReLU (He et al. 2015; TORCH_NN ``prelu``): ``alpha`` per feature on axis 1 (one value:
+    shared), ``x`` where ``x > 0`` else ``alpha * x``."""
+    x = f64(x)
+    return np.where(x > 0, x, _per_feature(alpha, x.ndim) * x)
+
+
+def prelu_backward(x, alpha, dout):
+    """``(dx, dalpha)``: ``dx = dout`` where ``x > 0`` else ``alpha * dout``; ``dalpha`` sums
+    ``x * dout`` over ``x <= 0``, per feature (all of it for a shared ``alpha``)."""
+    x, dout = f64(x), f64(dout)
+    dx = np.where(x > 0, dout, _per_feature(alpha, x.ndim) * dout)
+    contrib = np.where(x > 0, 0.0, x * dout)
+    if np.size(alpha) == 1:
+        return dx, np.array([contrib.sum()])
+    return dx, contrib.sum(axis=tuple(i for i in range(x.ndim) if i != 1))
+
+
+def maxout_forward(x, W, b, pieces=2):
+    """Maxout (Goodfellow et al. 2013): ``z = x @ W + b`` (``x`` flattened to ``(N, -1)``),
+    unit ``j`` the maximum of the columns ``j*pieces, ..., j*pieces + pieces - 1`` of ``z``."""
+    z = f64(x).reshape(np.shape(x)[0], -1) @ f64(W) + f64(b)
+    return z.reshape(z.shape[0], -1, pieces).max(axis=2)
+
+
+def maxout_backward(x, W, b, dout, pieces=2):
+    """``(dx, dW, db)`` of :func:`maxout_forward`, each unit's ``dout`` to its first maximal
+    column (``np.argmax``), one sample and unit at a time."""
+    x2 = f64(x).reshape(np.shape(x)[0], -1)
+    W, dout = f64(W), f64(dout)
+    z = x2 @ W + f64(b)
+    dz = np.zeros_like(z)
+    for n in range(z.shape[0]):
+        for j in range(dout.shape[1]):
+            k = int(np.argmax(z[n, j * pieces:(j + 1) * pieces]))
+            dz[n, j * pieces + k] = dout[n, j]
+    return (dz @ W.T).reshape(np.shape(x)), x2.T @ dz, dz.sum(axis=0)
+
+
+def _rows_forward(z, eps):
+    mu = z.mean(axis=1, keepdims=True)
+    xc = z - mu
+    var = np.mean(xc**2, axis=1, keepdims=True)
+    std = np.sqrt(var + eps)
+    return xc / std, xc, std
+
+
+def _rows_backward(dxn, xc, std):
+    """The book's batch-norm chain of steps (:func:`batchnorm_backward`) along rows."""
+    m = dxn.shape[1]
+    dxc = dxn / std
+    dstd = -np.sum((dxn * xc) / (std * std), axis=1, keepdims=True)
+    dvar = 0.5 * dstd / std
+    dxc = dxc + (2.0 / m) * xc * dvar
+    dmu = np.sum(dxc, axis=1, keepdims=True)
+    return dxc - dmu / m
+
+
+def layernorm_forward(x, gamma, beta, eps=1e-5):
+    """Layer normalization (Ba et al. 2016; TORCH_NN ``layer_norm(x, (D,), gamma, beta,
+    eps)``): every row of ``x (N, D)`` normalized by its own mean and biased variance, then
+    ``gamma * xn + beta``.  Returns ``(out, cache)``."""
+    x, gamma = f64(x), f64(gamma)
+    xn, xc, std = _rows_forward(x, eps)
+    return gamma * xn + f64(beta), {"xn": xn, "xc": xc, "std": std, "gamma": gamma}
+
+
+def layernorm_backward(cache, dout):
+    """``(dx, dgamma, dbeta)`` of :func:`layernorm_forward`: the book's batch-norm backward
+    (:func:`batchnorm_backward`) transposed, over each row."""
+    dout = f64(dout)
+    dx = _rows_backward(cache["gamma"] * dout, cache["xc"], cache["std"])
+    return dx, np.sum(dout * cache["xn"], axis=0), dout.sum(axis=0)
+
+
+def groupnorm_forward(x, gamma, beta, num_groups, eps=1e-5):
+    """Group normalization (Wu & He 2018; TORCH_NN ``group_norm``): ``x (N, C, H, W)`` as
+    ``(N * num_groups, -1)`` rows of consecutive channels, each normalized, then per-channel
+    ``gamma``/``beta``.  ``num_groups = C`` is instance normalization
+    (TORCH_NN ``instance_norm``).  Returns ``(out, cache)``."""
+    x = f64(x)
+    n, c = x.shape[:2]
+    g4 = f64(gamma).reshape(1, c, 1, 1)
+    xn, xc, std = _rows_forward(x.reshape(n * num_groups, -1), eps)
+    xn = xn.reshape(x.shape)
+    return g4 * xn + f64(beta).reshape(1, c, 1, 1), {"xn": xn, "xc": xc, "std": std,
+                                                      "gamma": g4}
+
+
+def groupnorm_backward(cache, dout):
+    """``(dx, dgamma, dbeta)`` of :func:`groupnorm_forward` (the book's chain along rows)."""
+    dout = f64(dout)
+    xc = cache["xc"]
+    dx = _rows_backward((cache["gamma"] * dout).reshape(xc.shape), xc, cache["std"])
+    return (dx.reshape(dout.shape), np.sum(dout * cache["xn"], axis=(0, 2, 3)),
+            dout.sum(axis=(0, 2, 3)))
+
+
+def spatial_batchnorm_forward(x, gamma, beta, running_mean=None, running_var=None, *,
+                              train_flg=True, momentum=0.9, eps=BATCHNORM_EPS):
+    """Spatial batch normalization (cs231n assignment 2's ``spatial_batchnorm_forward``;
+    PyTorch's ``BatchNorm2d`` up to the book's conventions): ``x (N, C, H, W)`` moved to
+    ``(N*H*W, C)`` and given to :func:`batchnorm_forward`, then moved back.  Returns ``(out,
+    running_mean, running_var, cache)``."""
+    x = f64(x)
+    n, c, h, w = x.shape
+    out, rm, rv, cache = batchnorm_forward(x.transpose(0, 2, 3, 1).reshape(-1, c), gamma, beta,
+                                           running_mean, running_var, train_flg=train_flg,
+                                           momentum=momentum, eps=eps)
+    return out.reshape(n, h, w, c).transpose(0, 3, 1, 2), rm, rv, cache
+
+
+def spatial_batchnorm_backward(cache, dout):
+    """``(dx, dgamma, dbeta)`` of :func:`spatial_batchnorm_forward` through
+    :func:`batchnorm_backward` on ``(N*H*W, C)``."""
+    dout = f64(dout)
+    n, c, h, w = dout.shape
+    dx, dgamma, dbeta = batchnorm_backward(cache, dout.transpose(0, 2, 3, 1).reshape(-1, c))
+    return dx.reshape(n, h, w, c).transpose(0, 3, 1, 2), dgamma, dbeta
+
+
+def inverted_dropout_forward(x, mask, dropout_ratio=0.5, *, train_flg=True):
+    """Inverted dropout (cs231n; TORCH_NN ``dropout``) for a given 0/1 ``mask``: ``x * mask /
+    (1 - dropout_ratio)`` while training, ``x`` at inference."""
+    if train_flg:
+        return f64(x) * f64(mask) / (1.0 - dropout_ratio)
+    return f64(x)
+
+
+def inverted_dropout_backward(mask, dout, dropout_ratio=0.5):
+    """``dout * mask / (1 - dropout_ratio)``."""
+    return f64(dout) * f64(mask) / (1.0 - dropout_ratio)
+
+
+# ------------------------------------------------------------------------------------------
 # optimizers: step(p, g, state, t, **hyperparameters) -> new p
 # ------------------------------------------------------------------------------------------
 

@@ -1,8 +1,8 @@
 """cs231n lecture 7's activations (issue 10): LeakyRelu, Elu, PRelu, Maxout, on every backend.
 
-Oracles: plain NumPy float64 transcriptions of the formulas (forward and the derivative written
-out by hand), float64 numerical gradients, and ``torch.nn.functional`` with autograd where torch
-is installed.
+Oracles: float64 numerical gradients, ``torch.nn.functional`` with autograd where torch is
+installed, and the NumPy transcriptions of the formulas in ``oracles.py`` (compared with every
+layer in ``test_oracles.py``; used here for the edge cases).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import oracles as O
 from conftest import assert_on_backend
 from test_layers import check_layer_gradients
 from xpnet.layers import Elu, LeakyRelu, Maxout, PRelu
@@ -22,49 +23,12 @@ def _away_from_zero(rng, shape, dtype="float64"):
     return x.astype(dtype)
 
 
-# ------------------------------------------------------------------------------------------
-# NumPy oracles
-# ------------------------------------------------------------------------------------------
-
-
 def leaky_ref(x, alpha, dout):
-    return np.where(x > 0, x, alpha * x), np.where(x > 0, dout, alpha * dout)
+    return O.leaky_relu_forward(x, alpha), O.leaky_relu_backward(x, dout, alpha)
 
 
 def elu_ref(x, alpha, dout):
-    xn = np.minimum(x, 0.0)  # x on the branch where it is used (no overflow on the other)
-    return (np.where(x > 0, x, alpha * np.expm1(xn)),  # exp(x) - 1, without cancellation
-            np.where(x > 0, dout, dout * alpha * np.exp(xn)))
-
-
-def prelu_ref(x, alpha, dout):
-    a = alpha.reshape((1, -1) + (1,) * (x.ndim - 2))
-    out = np.where(x > 0, x, a * x)
-    dx = np.where(x > 0, dout, a * dout)
-    contrib = np.where(x > 0, 0.0, x * dout)
-    if alpha.size == 1:
-        dalpha = np.array([contrib.sum()])
-    else:
-        dalpha = contrib.sum(axis=tuple(i for i in range(x.ndim) if i != 1))
-    return out, dx, dalpha
-
-
-def maxout_ref(x, W, b, pieces, dout):
-    """Unit j = max over the columns j*pieces .. j*pieces + pieces - 1 of x @ W + b; the
-    gradient goes to the first maximal column."""
-    n = x.shape[0]
-    z = x.reshape(n, -1) @ W + b
-    d_out = W.shape[1] // pieces
-    out = np.empty((n, d_out))
-    dz = np.zeros_like(z)
-    for i in range(n):
-        for j in range(d_out):
-            cols = z[i, j * pieces:(j + 1) * pieces]
-            k = int(np.argmax(cols))
-            out[i, j] = cols[k]
-            dz[i, j * pieces + k] = dout[i, j]
-    dx = (dz @ W.T).reshape(x.shape)
-    return out, dx, x.reshape(n, -1).T @ dz, dz.sum(axis=0)
+    return O.elu_forward(x, alpha), O.elu_backward(x, dout, alpha)
 
 
 # ------------------------------------------------------------------------------------------
@@ -79,7 +43,9 @@ ELEMENTWISE = [
 
 @pytest.mark.parametrize("shape", [(5, 7), (2, 3, 4, 5)], ids=["2d", "4d"])
 @pytest.mark.parametrize("name, make, ref, alphas", ELEMENTWISE, ids=[e[0] for e in ELEMENTWISE])
-def test_elementwise_against_numpy(backend, rng, name, make, ref, alphas, shape):
+def test_elementwise_edges_against_numpy(backend, rng, name, make, ref, alphas, shape):
+    """Every alpha (0 and 1 too), x == 0 and tiny values (the negative side's gradient), and
+    +-800 without an overflow."""
     for alpha in alphas:
         x = 3.0 * rng.standard_normal(shape)
         x.flat[:4] = [0.0, -0.0, 1e-300, -1e-300]  # the kink: x == 0 takes the negative side
@@ -157,7 +123,7 @@ PRELU_IDS = ["2d", "4d-per-channel", "shared", "3d"]
 
 
 @pytest.mark.parametrize("shape, d", PRELU_CASES, ids=PRELU_IDS)
-def test_prelu_against_numpy(backend, rng, shape, d):
+def test_prelu_by_reference_and_shapes(backend, rng, shape, d):
     x = 2.0 * rng.standard_normal(shape)
     x.flat[0] = 0.0
     alpha = 0.25 + 0.3 * rng.standard_normal(d)  # negative slopes too: they are learned
@@ -168,7 +134,8 @@ def test_prelu_against_numpy(backend, rng, shape, d):
     x_be, dout_be = backend.asarray(x), backend.asarray(dout)
     out = layer.forward(x_be)
     dx = layer.backward(dout_be)
-    ref_out, ref_dx, ref_da = prelu_ref(x, alpha, dout)
+    ref_out = O.prelu_forward(x, alpha)
+    ref_dx, ref_da = O.prelu_backward(x, alpha, dout)
     assert_on_backend(backend, out, dtype="float64", shape=shape)
     assert_on_backend(backend, dx, dtype="float64", shape=shape)
     assert_on_backend(backend, layer.dalpha, dtype="float64", shape=(d,))
@@ -232,7 +199,8 @@ def test_prelu_writes_dalpha_out(backend, rng):
     layer.forward(backend.asarray(x))
     layer.backward(backend.asarray(dout))
     assert layer.dalpha is buf
-    np.testing.assert_allclose(backend.to_numpy(buf), prelu_ref(x, np.full(3, 0.25), dout)[2])
+    np.testing.assert_allclose(backend.to_numpy(buf),
+                               O.prelu_backward(x, np.full(3, 0.25), dout)[1])
 
 
 # ------------------------------------------------------------------------------------------
@@ -253,7 +221,7 @@ def _maxout_data(rng, x_shape, d_out, pieces, dtype="float64"):
 
 
 @pytest.mark.parametrize("x_shape, d_out, pieces", MAXOUT_CASES, ids=MAXOUT_IDS)
-def test_maxout_against_numpy(backend, rng, x_shape, d_out, pieces):
+def test_maxout_by_reference_and_shapes(backend, rng, x_shape, d_out, pieces):
     x, W, b, dout = _maxout_data(rng, x_shape, d_out, pieces)
     W_be, b_be = backend.asarray(W), backend.asarray(b)
     layer = Maxout(W_be, b_be, pieces=pieces)
@@ -261,7 +229,7 @@ def test_maxout_against_numpy(backend, rng, x_shape, d_out, pieces):
     x_be, dout_be = backend.asarray(x), backend.asarray(dout)
     out = layer.forward(x_be)
     dx = layer.backward(dout_be)
-    ref = maxout_ref(x, W, b, pieces, dout)
+    ref = (O.maxout_forward(x, W, b, pieces), *O.maxout_backward(x, W, b, dout, pieces))
     for name, got, r in zip(("out", "dx", "dW", "db"), (out, dx, layer.dW, layer.db), ref,
                               strict=True):
         assert_on_backend(backend, got, dtype="float64", shape=r.shape)

@@ -1,10 +1,9 @@
 """im2col / col2im, Convolution and Pooling (issue 11) on every backend.
 
-Oracles: hand-checked small cases; a plain NumPy transcription of the book's ``im2col`` /
-``col2im`` (``common/util.py``, with ``np.pad`` and the loops); a NumPy float64 transcription of
-the definitions of convolution and max pooling (and of their gradients); float64 numerical
-gradients; and ``torch.nn.functional.conv2d`` / ``max_pool2d`` with autograd where torch is
-installed.
+Oracles: hand-checked small cases; float64 numerical gradients; ``torch.nn.functional.conv2d``
+/ ``max_pool2d`` with autograd where torch is installed; and the NumPy transcriptions in
+``oracles.py`` (the book's ``im2col``/``col2im``, convolution and max pooling by definition),
+which ``test_oracles.py`` compares every layer and function with.
 """
 
 from __future__ import annotations
@@ -12,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import oracles as O
 from conftest import assert_close, assert_on_backend, numerical_grad
 from test_layers import check_layer_gradients
 from xpnet.functions import (
@@ -44,82 +44,6 @@ POOL_CASES = [
     (2, 2, 8, 8, 4, 4, 3, 2),
 ]
 POOL_IDS = ["N{}C{}H{}W{}-{}x{}-s{}p{}".format(*c) for c in POOL_CASES]
-
-
-# ------------------------------------------------------------------------------------------
-# plain NumPy oracles
-# ------------------------------------------------------------------------------------------
-
-
-def book_im2col(input_data, filter_h, filter_w, stride=1, pad=0):
-    """The book's ``common/util.py`` ``im2col``, transcribed."""
-    N, C, H, W = input_data.shape
-    out_h = (H + 2 * pad - filter_h) // stride + 1
-    out_w = (W + 2 * pad - filter_w) // stride + 1
-    img = np.pad(input_data, [(0, 0), (0, 0), (pad, pad), (pad, pad)], "constant")
-    col = np.zeros((N, C, filter_h, filter_w, out_h, out_w), dtype=input_data.dtype)
-    for y in range(filter_h):
-        y_max = y + stride * out_h
-        for x in range(filter_w):
-            x_max = x + stride * out_w
-            col[:, :, y, x, :, :] = img[:, :, y:y_max:stride, x:x_max:stride]
-    return col.transpose(0, 4, 5, 1, 2, 3).reshape(N * out_h * out_w, -1)
-
-
-def book_col2im(col, input_shape, filter_h, filter_w, stride=1, pad=0):
-    """The book's ``common/util.py`` ``col2im``, transcribed."""
-    N, C, H, W = input_shape
-    out_h = (H + 2 * pad - filter_h) // stride + 1
-    out_w = (W + 2 * pad - filter_w) // stride + 1
-    col = col.reshape(N, out_h, out_w, C, filter_h, filter_w).transpose(0, 3, 4, 5, 1, 2)
-    img = np.zeros((N, C, H + 2 * pad + stride - 1, W + 2 * pad + stride - 1), dtype=col.dtype)
-    for y in range(filter_h):
-        y_max = y + stride * out_h
-        for x in range(filter_w):
-            x_max = x + stride * out_w
-            img[:, :, y:y_max:stride, x:x_max:stride] += col[:, :, y, x, :, :]
-    return img[:, :, pad:H + pad, pad:W + pad]
-
-
-def conv_reference(x, W, b, stride, pad, dout):
-    """The definition, one output position at a time: (out, dx, dW, db) in float64."""
-    N, C, H, Wd = x.shape
-    FN, _, FH, FW = W.shape
-    xp_ = np.pad(x, [(0, 0), (0, 0), (pad, pad), (pad, pad)])
-    OH = (H + 2 * pad - FH) // stride + 1
-    OW = (Wd + 2 * pad - FW) // stride + 1
-    out = np.zeros((N, FN, OH, OW))
-    dxp = np.zeros_like(xp_)
-    dW = np.zeros_like(W)
-    for i in range(OH):
-        for j in range(OW):
-            win = xp_[:, :, i * stride:i * stride + FH, j * stride:j * stride + FW]
-            out[:, :, i, j] = np.einsum("nchw,fchw->nf", win, W) + b
-            dxp[:, :, i * stride:i * stride + FH, j * stride:j * stride + FW] += np.einsum(
-                "nf,fchw->nchw", dout[:, :, i, j], W)
-            dW += np.einsum("nf,nchw->fchw", dout[:, :, i, j], win)
-    db = dout.sum(axis=(0, 2, 3))
-    return out, dxp[:, :, pad:pad + H, pad:pad + Wd], dW, db
-
-
-def pool_reference(x, ph, pw, stride, pad, dout):
-    """Max pooling by the definition: -inf padding, the first maximum of each window (in
-    row-major window order) gets the window's gradient.  (out, dx) in float64."""
-    N, C, H, W = x.shape
-    xp_ = np.pad(x, [(0, 0), (0, 0), (pad, pad), (pad, pad)], constant_values=-np.inf)
-    OH = (H + 2 * pad - ph) // stride + 1
-    OW = (W + 2 * pad - pw) // stride + 1
-    out = np.zeros((N, C, OH, OW))
-    dxp = np.zeros_like(xp_)
-    for n in range(N):
-        for c in range(C):
-            for i in range(OH):
-                for j in range(OW):
-                    win = xp_[n, c, i * stride:i * stride + ph, j * stride:j * stride + pw]
-                    k = int(np.argmax(win))  # first occurrence
-                    out[n, c, i, j] = win.flat[k]
-                    dxp[n, c, i * stride + k // pw, j * stride + k % pw] += dout[n, c, i, j]
-    return out, dxp[:, :, pad:pad + H, pad:pad + W]
 
 
 def _torch_conv(x, W, b, stride, pad, dout):
@@ -212,21 +136,15 @@ def test_col2im_hand_checked(backend):
 
 
 @pytest.mark.parametrize("case", CONV_CASES, ids=CONV_IDS)
-def test_im2col_col2im_match_the_book(backend, rng, case):
+def test_col2im_is_the_adjoint_of_im2col(backend, rng, case):
+    """<im2col(x), c> == <x, col2im(c)> for every x and c: col2im sums exactly what im2col
+    copied (a property, independent of both implementations)."""
     n, c, h, w, _, fh, fw, s, p = case
     x = rng.standard_normal((n, c, h, w))
-    col = im2col(backend.asarray(x), fh, fw, s, p)
-    ref = book_im2col(x, fh, fw, s, p)
-    assert_on_backend(backend, col, dtype="float64", shape=ref.shape)
-    np.testing.assert_array_equal(backend.to_numpy(col), ref)  # a copy: exactly equal
-
-    c_h = rng.standard_normal(ref.shape)
-    img = col2im(backend.asarray(c_h), x.shape, fh, fw, s, p)
-    assert_on_backend(backend, img, dtype="float64", shape=x.shape)
-    np.testing.assert_allclose(backend.to_numpy(img), book_col2im(c_h, x.shape, fh, fw, s, p),
-                               rtol=1e-13, atol=1e-13)
-    # col2im is the adjoint of im2col: <im2col(x), c> == <x, col2im(c)>
-    np.testing.assert_allclose(np.sum(ref * c_h), np.sum(x * backend.to_numpy(img)), rtol=1e-12)
+    col = backend.to_numpy(im2col(backend.asarray(x), fh, fw, s, p))
+    c_h = rng.standard_normal(col.shape)
+    img = backend.to_numpy(col2im(backend.asarray(c_h), x.shape, fh, fw, s, p))
+    np.testing.assert_allclose(np.sum(col * c_h), np.sum(x * img), rtol=1e-12)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -285,23 +203,6 @@ def _run_conv(backend, x, W, b, s, p, dout):
     return layer, out, dx
 
 
-@pytest.mark.parametrize("case", CONV_CASES, ids=CONV_IDS)
-def test_convolution_against_numpy_definition(backend, rng, case):
-    x, W, b, dout = _conv_data(rng, case)
-    s, p = case[7], case[8]
-    layer, out, dx = _run_conv(backend, x, W, b, s, p, dout)
-    ref_out, ref_dx, ref_dW, ref_db = conv_reference(x, W, b, s, p, dout)
-    assert_on_backend(backend, out, dtype="float64", shape=ref_out.shape)
-    assert_on_backend(backend, dx, dtype="float64", shape=x.shape)
-    assert_on_backend(backend, layer.dW, dtype="float64", shape=W.shape)
-    assert_on_backend(backend, layer.db, dtype="float64", shape=b.shape)
-    tol = dict(rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(backend.to_numpy(out), ref_out, **tol, err_msg="out")
-    np.testing.assert_allclose(backend.to_numpy(dx), ref_dx, **tol, err_msg="dx")
-    np.testing.assert_allclose(backend.to_numpy(layer.dW), ref_dW, **tol, err_msg="dW")
-    np.testing.assert_allclose(backend.to_numpy(layer.db), ref_db, **tol, err_msg="db")
-
-
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("case", CONV_CASES, ids=CONV_IDS)
 def test_convolution_against_torch(backend, rng, case, dtype):
@@ -336,7 +237,7 @@ def test_convolution_keeps_parameters_by_reference_and_writes_into_out(backend, 
     layer.forward(backend.asarray(x))
     assert layer.backward(backend.asarray(dout)) is None
     assert layer.dW is dW_out and layer.db is db_out
-    _, _, ref_dW, ref_db = conv_reference(x, W, b, 1, 0, dout)
+    _, ref_dW, ref_db = O.convolution_backward(x, W, dout)
     assert_close(backend, dW_out, ref_dW)
     assert_close(backend, db_out, ref_db)
 
@@ -396,18 +297,6 @@ def _run_pool(backend, x, case, dout):
     return layer, out, dx
 
 
-@pytest.mark.parametrize("case", POOL_CASES + [(2, 2, 7, 7, 3, 3, 2, 2)],
-                         ids=POOL_IDS + ["pad-2-of-3"])
-def test_pooling_against_numpy_definition(backend, rng, case):
-    x, dout = _pool_data(rng, case, distinct=False)
-    layer, out, dx = _run_pool(backend, x, case, dout)
-    ref_out, ref_dx = pool_reference(x, *case[4:], dout)
-    assert_on_backend(backend, out, dtype="float64", shape=ref_out.shape)
-    assert_on_backend(backend, dx, dtype="float64", shape=x.shape)
-    np.testing.assert_array_equal(backend.to_numpy(out), ref_out)
-    np.testing.assert_allclose(backend.to_numpy(dx), ref_dx, rtol=1e-15, atol=1e-15)
-
-
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("case", POOL_CASES, ids=POOL_IDS)
 def test_pooling_against_torch(backend, rng, case, dtype):
@@ -454,7 +343,7 @@ def test_pooling_ties_go_to_the_first_maximum(backend):
     np.testing.assert_array_equal(backend.to_numpy(dx), expected)
     # exactly one element per window receives the gradient
     assert np.count_nonzero(backend.to_numpy(dx)) == 4
-    np.testing.assert_array_equal(pool_reference(x, 2, 2, 2, 0, dout)[1], expected)
+    np.testing.assert_array_equal(O.max_pool_backward(x, 2, 2, 2, 0, dout), expected)
 
 
 def test_pooling_ties_match_torch(backend, rng):
@@ -532,7 +421,8 @@ def test_max_pool2d_functions(backend, rng):
     x, dout = _pool_data(rng, case, distinct=False)
     out, arg = max_pool2d(backend.asarray(x), 3, 2, stride=2, pad=1)
     dx = max_pool2d_backward(backend.asarray(dout), arg, x.shape, 3, 2, 2, 1)
-    ref_out, ref_dx = pool_reference(x, 3, 2, 2, 1, dout)
+    ref_out = O.max_pool_forward(x, 3, 2, 2, 1)[0]
+    ref_dx = O.max_pool_backward(x, 3, 2, 2, 1, dout)
     assert_on_backend(backend, arg, shape=ref_out.shape)
     np.testing.assert_array_equal(backend.to_numpy(out), ref_out)
     np.testing.assert_allclose(backend.to_numpy(dx), ref_dx, rtol=1e-15, atol=1e-15)

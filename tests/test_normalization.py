@@ -1,10 +1,9 @@
 """cs231n lecture 7's normalizations (issue 10): layer, group, instance and spatial batch norm.
 
-Oracles, on every backend: plain NumPy float64 transcriptions -- the forward formulas, and the
-backward as the book's step-by-step chain rule (``BatchNormalization.__backward`` applied to the
-normalized rows instead of the batch columns), which the layers do not share; float64
-numerical gradients; and ``torch.nn.functional.layer_norm`` / ``group_norm`` /
-``instance_norm`` / ``batch_norm`` with autograd where torch is installed.
+Oracles, on every backend: float64 numerical gradients; ``torch.nn.functional.layer_norm`` /
+``group_norm`` / ``instance_norm`` / ``batch_norm`` with autograd where torch is installed; and
+the NumPy transcriptions of ``oracles.py`` (the forward formulas and the book's step-by-step
+batch-norm backward along rows), compared with every layer in ``test_oracles.py``.
 """
 
 from __future__ import annotations
@@ -12,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import oracles as O
 from conftest import assert_close, assert_on_backend
 from test_layers import check_layer_gradients
 from xpnet.layers import (
@@ -22,67 +22,15 @@ from xpnet.layers import (
     SpatialBatchNormalization,
 )
 
-# ------------------------------------------------------------------------------------------
-# NumPy oracles
-# ------------------------------------------------------------------------------------------
-
-
-def rows_ref(z, eps, dxn):
-    """Normalize each row of ``z`` (R, M) over its M columns; the input gradient for
-    ``dL/dxn = dxn`` by the book's chain of steps, transcribed along rows."""
-    m = z.shape[1]
-    mu = z.mean(axis=1, keepdims=True)
-    xc = z - mu
-    var = np.mean(xc ** 2, axis=1, keepdims=True)
-    std = np.sqrt(var + eps)
-    xn = xc / std
-    dxc = dxn / std
-    dstd = -np.sum((dxn * xc) / (std * std), axis=1, keepdims=True)
-    dvar = 0.5 * dstd / std
-    dxc = dxc + (2.0 / m) * xc * dvar
-    dmu = np.sum(dxc, axis=1, keepdims=True)
-    return xn, dxc - dmu / m
-
 
 def layer_norm_ref(x, gamma, beta, eps, dout):
-    xn, dx = rows_ref(x, eps, dout * gamma)
-    return gamma * xn + beta, dx, np.sum(dout * xn, axis=0), dout.sum(axis=0)
+    out, cache = O.layernorm_forward(x, gamma, beta, eps)
+    return (out, *O.layernorm_backward(cache, dout))
 
 
 def group_norm_ref(x, gamma, beta, groups, eps, dout):
-    n = x.shape[0]
-    g4 = gamma.reshape(1, -1, 1, 1)
-    xn, dx = rows_ref(x.reshape(n * groups, -1), eps, (dout * g4).reshape(n * groups, -1))
-    xn = xn.reshape(x.shape)
-    return (g4 * xn + beta.reshape(1, -1, 1, 1), dx.reshape(x.shape),
-            np.sum(dout * xn, axis=(0, 2, 3)), dout.sum(axis=(0, 2, 3)))
-
-
-def spatial_bn_ref(x, gamma, beta, eps, dout):
-    """The book's BatchNormalization on (N*H*W, C), its backward written out step by step."""
-    n, c, h, w = x.shape
-    z = x.transpose(0, 2, 3, 1).reshape(-1, c)
-    d = dout.transpose(0, 2, 3, 1).reshape(-1, c)
-    mu = z.mean(axis=0)
-    xc = z - mu
-    var = np.mean(xc ** 2, axis=0)
-    std = np.sqrt(var + eps)
-    xn = xc / std
-    out = gamma * xn + beta
-    dbeta = d.sum(axis=0)
-    dgamma = np.sum(xn * d, axis=0)
-    dxn = gamma * d
-    dxc = dxn / std
-    dstd = -np.sum((dxn * xc) / (std * std), axis=0)
-    dvar = 0.5 * dstd / std
-    dxc = dxc + (2.0 / z.shape[0]) * xc * dvar
-    dmu = np.sum(dxc, axis=0)
-    dx = dxc - dmu / z.shape[0]
-
-    def back(a):
-        return a.reshape(n, h, w, c).transpose(0, 3, 1, 2)
-
-    return back(out), back(dx), dgamma, dbeta, mu, var
+    out, cache = O.groupnorm_forward(x, gamma, beta, groups, eps)
+    return (out, *O.groupnorm_backward(cache, dout))
 
 
 def _affine(rng, c, dtype="float64"):
@@ -113,27 +61,22 @@ def _data(rng, shape, dtype="float64"):
             rng.standard_normal(shape).astype(dtype))
 
 
-@pytest.mark.parametrize("eps", [1e-5, 1e-2])
 @pytest.mark.parametrize("name, shape, make, ref", CASES, ids=CASE_IDS)
-def test_row_norms_against_numpy(backend, rng, name, shape, make, ref, eps):
+def test_row_norms_by_reference_and_shapes(backend, rng, name, shape, make, ref):
     x, dout = _data(rng, shape)
     gamma, beta = _affine(rng, shape[1])
     g_be, b_be = backend.asarray(gamma), backend.asarray(beta)
-    layer = make(g_be, b_be, eps)
+    layer = make(g_be, b_be, 1e-2)
     assert layer.gamma is g_be and layer.beta is b_be
     x_be, dout_be = backend.asarray(x), backend.asarray(dout)
-    out = layer.forward(x_be, train_flg=True)
+    out = layer.forward(x_be)
     dx = layer.backward(dout_be)
-    ref_out, ref_dx, ref_dg, ref_db = ref(x, gamma, beta, eps, dout)
-    tol = dict(rtol=1e-12, atol=1e-12)
-    for what, got, r in (("out", out, ref_out), ("dx", dx, ref_dx),
-                         ("dgamma", layer.dgamma, ref_dg), ("dbeta", layer.dbeta, ref_db)):
+    for what, got, r in zip(("out", "dx", "dgamma", "dbeta"),
+                            (out, dx, layer.dgamma, layer.dbeta), ref(x, gamma, beta, 1e-2, dout),
+                            strict=True):
         assert_on_backend(backend, got, dtype="float64", shape=r.shape)
-        np.testing.assert_allclose(backend.to_numpy(got), r, **tol, err_msg=what)
-    # no running statistics: inference computes the same
-    np.testing.assert_allclose(backend.to_numpy(layer.forward(x_be, train_flg=False)), ref_out,
-                               **tol)
-    np.testing.assert_allclose(backend.to_numpy(layer.forward(x_be)), ref_out, **tol)
+        np.testing.assert_allclose(backend.to_numpy(got), r, rtol=1e-12, atol=1e-12,
+                                   err_msg=what)
     np.testing.assert_array_equal(backend.to_numpy(x_be), x)
     np.testing.assert_array_equal(backend.to_numpy(dout_be), dout)
 
@@ -221,49 +164,6 @@ def test_row_norms_std_attribute(backend, rng):
 # ------------------------------------------------------------------------------------------
 # SpatialBatchNormalization
 # ------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("eps", [1e-6, 1e-3])
-@pytest.mark.parametrize("shape", [(4, 3, 3, 2), (2, 5, 4, 4)], ids=["4x3x3x2", "2x5x4x4"])
-def test_spatial_bn_against_numpy(backend, rng, shape, eps):
-    c = shape[1]
-    gamma, beta = _affine(rng, c)
-    layer = SpatialBatchNormalization(backend.asarray(gamma), backend.asarray(beta),
-                                      momentum=0.8, eps=eps)
-    rm = np.zeros(c)
-    rv = np.zeros(c)
-    for step in range(3):
-        x, dout = _data(rng, shape)
-        x = x + step
-        x_be, dout_be = backend.asarray(x), backend.asarray(dout)
-        out = layer.forward(x_be, train_flg=True)
-        dx = layer.backward(dout_be)
-        ref_out, ref_dx, ref_dg, ref_db, mu, var = spatial_bn_ref(x, gamma, beta, eps, dout)
-        rm = 0.8 * rm + 0.2 * mu
-        rv = 0.8 * rv + 0.2 * var  # biased, over N*H*W values
-        tol = dict(rtol=1e-12, atol=1e-12)
-        for what, got, r in (("out", out, ref_out), ("dx", dx, ref_dx),
-                             ("dgamma", layer.dgamma, ref_dg), ("dbeta", layer.dbeta, ref_db),
-                             ("running_mean", layer.running_mean, rm),
-                             ("running_var", layer.running_var, rv)):
-            assert_on_backend(backend, got, dtype="float64", shape=r.shape)
-            np.testing.assert_allclose(backend.to_numpy(got), r, **tol, err_msg=what)
-        np.testing.assert_array_equal(backend.to_numpy(x_be), x)
-        np.testing.assert_array_equal(backend.to_numpy(dout_be), dout)
-    # inference: the running statistics, per channel; and they stay put
-    x, _ = _data(rng, shape)
-    x_be = backend.asarray(x)
-    ev = layer.forward(x_be, train_flg=False)
-    ref = (gamma.reshape(1, c, 1, 1) * (x - rm.reshape(1, c, 1, 1))
-           / np.sqrt(rv.reshape(1, c, 1, 1) + eps) + beta.reshape(1, c, 1, 1))
-    np.testing.assert_allclose(backend.to_numpy(ev), ref, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(backend.to_numpy(layer.running_mean), rm, rtol=1e-12)
-    np.testing.assert_array_equal(backend.to_numpy(x_be), x)
-    # forward_inplace computes the same into its argument
-    got = layer.forward_inplace(backend.asarray(x.copy()))
-    np.testing.assert_allclose(backend.to_numpy(got), ref, rtol=1e-12, atol=1e-12)
-    half = layer.forward_inplace(backend.asarray(x.copy()), scale=0.5)
-    np.testing.assert_allclose(backend.to_numpy(half), 0.5 * ref, rtol=1e-12, atol=1e-12)
 
 
 def test_spatial_bn_numerical_gradients(backend, rng):

@@ -32,10 +32,20 @@ from xpnet import functions as F
 from xpnet.layers import (
     Affine,
     BatchNormalization,
+    Convolution,
     Dropout,
+    Elu,
+    GroupNormalization,
+    InstanceNormalization,
+    LayerNormalization,
+    LeakyRelu,
+    Maxout,
+    Pooling,
+    PRelu,
     Relu,
     Sigmoid,
     SoftmaxWithLoss,
+    SpatialBatchNormalization,
     Tanh,
 )
 from xpnet.optim import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
@@ -147,6 +157,153 @@ def test_function_oracle_gradients_are_numerical_gradients(rng):
         num = numerical_grad(lambda v, f=f: float(np.sum(f(v))), x)
         want = 1.0 - O.tanh(x) ** 2 if df is None else df(x)
         np.testing.assert_allclose(want, num, rtol=1e-6, atol=1e-8)
+
+
+# the oracles of chapter 7 and cs231n lecture 7: backward and parameter gradients against
+# central differences, and against torch autograd where torch is installed
+
+LECTURE7_ORACLES = ["convolution", "max_pool", "leaky_relu", "elu", "prelu", "prelu-shared",
+                    "maxout", "layernorm", "groupnorm", "instancenorm", "spatial_batchnorm",
+                    "inverted_dropout"]
+
+
+def _lecture7_oracle(name, rng):
+    """``(forward(x, **params) -> out, backward(x, dout, **params) -> (dx, {param: grad}),
+    x, dout, params)`` of one oracle of chapter 7 / lecture 7."""
+    if name == "convolution":
+        x, p = rng.standard_normal((2, 2, 5, 4)), {"W": rng.standard_normal((3, 2, 3, 2)),
+                                                    "b": rng.standard_normal(3)}
+
+        def bwd(x, d, W, b):
+            dx, dW, db = O.convolution_backward(x, W, d, 2, 1)
+            return dx, {"W": dW, "b": db}
+
+        return (lambda x, W, b: O.convolution_forward(x, W, b, 2, 1), bwd, x,
+                rng.standard_normal((2, 3, 3, 3)), p)
+    if name == "max_pool":
+        x = (rng.permutation(2 * 2 * 5 * 5) * 1e-2).reshape(2, 2, 5, 5)  # no ties
+        return (lambda x: O.max_pool_forward(x, 3, 2, 2, 1)[0],
+                lambda x, d: (O.max_pool_backward(x, 3, 2, 2, 1, d), {}), x,
+                rng.standard_normal((2, 2, 3, 3)), {})
+    if name in ("leaky_relu", "elu"):
+        x = rng.standard_normal((3, 2, 2, 2))
+        x[np.abs(x) < 1e-3] = 0.5
+        fwd, back = getattr(O, f"{name}_forward"), getattr(O, f"{name}_backward")
+        return (lambda x: fwd(x, 0.3), lambda x, d: (back(x, d, 0.3), {}), x,
+                rng.standard_normal(x.shape), {})
+    if name.startswith("prelu"):
+        x = rng.standard_normal((3, 4, 2, 2))
+        x[np.abs(x) < 1e-3] = 0.5
+        alpha = 0.25 + 0.1 * rng.standard_normal(1 if name.endswith("shared") else 4)
+
+        def bwd(x, d, alpha):
+            dx, da = O.prelu_backward(x, alpha, d)
+            return dx, {"alpha": da}
+
+        return O.prelu_forward, bwd, x, rng.standard_normal(x.shape), {"alpha": alpha}
+    if name == "maxout":
+        p = {"W": rng.standard_normal((6, 6)), "b": rng.standard_normal(6)}
+
+        def bwd(x, d, W, b):
+            dx, dW, db = O.maxout_backward(x, W, b, d, pieces=3)
+            return dx, {"W": dW, "b": db}
+
+        return (lambda x, W, b: O.maxout_forward(x, W, b, pieces=3), bwd,
+                rng.standard_normal((4, 2, 3)), rng.standard_normal((4, 2)), p)
+    if name in ("layernorm", "groupnorm", "instancenorm", "spatial_batchnorm"):
+        shape = (4, 6) if name == "layernorm" else (3, 4, 2, 3)
+        c = shape[1]
+        p = {"gamma": 1.0 + 0.3 * rng.standard_normal(c), "beta": rng.standard_normal(c)}
+        if name == "layernorm":
+            fwd, back = (lambda x, gamma, beta: O.layernorm_forward(x, gamma, beta, 1e-3),
+                         O.layernorm_backward)
+        elif name == "spatial_batchnorm":
+            fwd, back = (lambda x, gamma, beta: O.spatial_batchnorm_forward(
+                x, gamma, beta, eps=1e-3)[::3], O.spatial_batchnorm_backward)
+        else:
+            groups = 2 if name == "groupnorm" else c
+            fwd, back = (lambda x, gamma, beta: O.groupnorm_forward(x, gamma, beta, groups,
+                                                                    1e-3),
+                         O.groupnorm_backward)
+
+        def bwd(x, d, gamma, beta):
+            dx, dg, db = back(fwd(x, gamma, beta)[1], d)
+            return dx, {"gamma": dg, "beta": db}
+
+        return (lambda x, gamma, beta: fwd(x, gamma, beta)[0], bwd,
+                2.0 * rng.standard_normal(shape) + 1.0, rng.standard_normal(shape), p)
+    if name == "inverted_dropout":
+        mask = (rng.random((4, 5)) > 0.3).astype(np.float64)
+        return (lambda x: O.inverted_dropout_forward(x, mask, 0.3),
+                lambda x, d: (O.inverted_dropout_backward(mask, d, 0.3), {}),
+                rng.standard_normal((4, 5)), rng.standard_normal((4, 5)), {})
+    raise AssertionError(name)
+
+
+@pytest.mark.parametrize("name", LECTURE7_ORACLES)
+def test_lecture7_oracle_gradients_are_numerical_gradients(rng, name):
+    """Each oracle's input and parameter gradients against central differences of its own
+    forward."""
+    fwd, bwd, x, dout, params = _lecture7_oracle(name, rng)
+    dx, grads = bwd(x, dout, **params)
+    num = numerical_grad(lambda x_: float(np.sum(fwd(x_, **params) * dout)), x)
+    np.testing.assert_allclose(dx, num, rtol=1e-6, atol=1e-8, err_msg="dx")
+    assert set(grads) == set(params)
+    for key, value in params.items():
+        def f(v, key=key):
+            return float(np.sum(fwd(x, **{**params, key: v}) * dout))
+
+        np.testing.assert_allclose(grads[key], numerical_grad(f, value), rtol=1e-6, atol=1e-8,
+                                   err_msg=key)
+
+
+@pytest.mark.parametrize("name", [n for n in LECTURE7_ORACLES if n != "inverted_dropout"])
+def test_lecture7_oracles_equal_torch_autograd(rng, name):
+    """Where torch is installed: the oracles' forward and gradients equal
+    ``torch.nn.functional`` and autograd (maxout: ``max`` over the grouped columns)."""
+    torch = pytest.importorskip("torch")
+    tF = torch.nn.functional
+    fwd, bwd, x, dout, params = _lecture7_oracle(name, rng)
+    xt = torch.tensor(x, requires_grad=True)
+    pt = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+    if name == "convolution":
+        ot = tF.conv2d(xt, pt["W"], pt["b"], stride=2, padding=1)
+    elif name == "max_pool":
+        ot = tF.max_pool2d(xt, (3, 2), stride=2, padding=1)
+    elif name == "leaky_relu":
+        ot = tF.leaky_relu(xt, 0.3)
+    elif name == "elu":
+        ot = tF.elu(xt, 0.3)
+    elif name.startswith("prelu"):
+        ot = tF.prelu(xt, pt["alpha"])
+    elif name == "maxout":
+        z = xt.reshape(4, -1) @ pt["W"] + pt["b"]
+        ot = z.view(4, 2, 3).max(dim=-1).values
+    elif name == "layernorm":
+        ot = tF.layer_norm(xt, (6,), pt["gamma"], pt["beta"], 1e-3)
+    elif name == "groupnorm":
+        ot = tF.group_norm(xt, 2, pt["gamma"], pt["beta"], 1e-3)
+    elif name == "instancenorm":
+        ot = tF.instance_norm(xt, weight=pt["gamma"], bias=pt["beta"], eps=1e-3)
+    else:
+        ot = tF.batch_norm(xt, None, None, pt["gamma"], pt["beta"], training=True, eps=1e-3)
+    ot.backward(torch.from_numpy(dout))
+    dx, grads = bwd(x, dout, **params)
+    np.testing.assert_allclose(fwd(x, **params), ot.detach().numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-10, atol=1e-12)
+    for k, g in grads.items():
+        np.testing.assert_allclose(g, pt[k].grad.numpy(), rtol=1e-10, atol=1e-12, err_msg=k)
+
+
+def test_lecture7_oracles_break_ties_at_the_first_maximum():
+    x = np.array([[[[5.0, 5.0], [5.0, 5.0]]]])
+    out, arg = O.max_pool_forward(x, 2, 2)
+    assert out.item() == 5.0 and arg.item() == 0
+    np.testing.assert_array_equal(O.max_pool_backward(x, 2, 2, 2, 0, np.ones((1, 1, 1, 1))),
+                                  [[[[1.0, 0.0], [0.0, 0.0]]]])
+    W = np.array([[1.0, 1.0]])
+    dx, dW, db = O.maxout_backward(np.array([[2.0]]), W, np.zeros(2), np.array([[3.0]]))
+    np.testing.assert_array_equal(db, [3.0, 0.0])
 
 
 def _grad_stream(rng, shapes, steps):
@@ -493,6 +650,201 @@ def test_in_place_inference_matches_the_book(backend, rng, dtype, name):
     check(backend, got, want, dtype)
 
 
+# ------------------------------------------------------------------------------------------
+# chapter 7 and cs231n lecture 7: convolution, pooling, activations, normalizations
+# ------------------------------------------------------------------------------------------
+
+#: (N, C, H, W, FN, FH, FW, stride, pad): strides 1-2, pads 0-2, odd and non-square sizes
+CONV_CASES = [(2, 3, 7, 6, 4, 3, 3, 1, 0), (2, 2, 7, 7, 3, 3, 3, 2, 1),
+              (1, 3, 6, 9, 2, 2, 4, 2, 2), (3, 1, 5, 5, 5, 5, 5, 1, 2)]
+#: (N, C, H, W, pool_h, pool_w, stride, pad)
+POOL_CASES = [(2, 3, 6, 6, 2, 2, 2, 0), (2, 2, 7, 5, 3, 3, 1, 1), (1, 3, 9, 8, 3, 2, 2, 1),
+              (2, 2, 7, 7, 3, 3, 2, 2)]
+
+
+def _case_id(case):
+    return "x".join(map(str, case))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CONV_CASES, ids=_case_id)
+def test_conv_functions_match_the_book(backend, rng, dtype, case):
+    n, c, h, w, _, fh, fw, s, p = case
+    x = host(rng, (n, c, h, w), dtype)
+    col = O.im2col(x, fh, fw, s, p)
+    check(backend, F.im2col(backend.asarray(x), fh, fw, s, p), col, dtype, "im2col")
+    c_h = host(rng, col.shape, dtype)
+    check(backend, F.col2im(backend.asarray(c_h), x.shape, fh, fw, s, p),
+          O.col2im(c_h, x.shape, fh, fw, s, p), dtype, "col2im", factor=10.0)
+    for size, f in ((h, fh), (w, fw)):  # the book's float, floored as its im2col does
+        assert F.conv_output_size(size, f, s, p) == int(O.conv_output_size(size, f, s, p))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", POOL_CASES, ids=_case_id)
+def test_max_pool_functions_match_the_definition(backend, rng, dtype, case):
+    n, c, h, w, ph, pw, s, p = case
+    x = rng.integers(-3, 4, (n, c, h, w)).astype(dtype)  # small integers: many ties
+    out, arg = O.max_pool_forward(x, ph, pw, s, p)
+    got, got_arg = F.max_pool2d(backend.asarray(x), ph, pw, s, p)
+    check(backend, got, out, dtype, "out")
+    np.testing.assert_array_equal(backend.to_numpy(got_arg), arg)
+    dout = host(rng, out.shape, dtype)
+    check(backend, F.max_pool2d_backward(backend.asarray(dout), got_arg, x.shape, ph, pw, s, p),
+          O.max_pool_backward(x, ph, pw, s, p, dout), dtype, "dx")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CONV_CASES, ids=_case_id)
+def test_convolution_matches_the_definition(backend, rng, dtype, case):
+    n, c, h, w, fn, fh, fw, s, p = case
+    x, W, b = host(rng, (n, c, h, w), dtype), host(rng, (fn, c, fh, fw), dtype, 0.5), host(
+        rng, (fn,), dtype)
+    layer = Convolution(backend.asarray(W), backend.asarray(b), stride=s, pad=p)
+    out = O.convolution_forward(x, W, b, s, p)
+    check(backend, layer.forward(backend.asarray(x)), out, dtype, "forward", factor=10.0)
+    dout = host(rng, out.shape, dtype)
+    dx, dW, db = O.convolution_backward(x, W, dout, s, p)
+    check(backend, layer.backward(backend.asarray(dout)), dx, dtype, "dx", factor=10.0)
+    check(backend, layer.dW, dW, dtype, "dW", factor=10.0)
+    check(backend, layer.db, db, dtype, "db", factor=10.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", POOL_CASES, ids=_case_id)
+def test_pooling_matches_the_definition(backend, rng, dtype, case):
+    n, c, h, w, ph, pw, s, p = case
+    x = rng.integers(-3, 4, (n, c, h, w)).astype(dtype)  # ties: the first maximum wins
+    layer = Pooling(ph, pw, stride=s, pad=p)
+    out = O.max_pool_forward(x, ph, pw, s, p)[0]
+    check(backend, layer.forward(backend.asarray(x)), out, dtype, "forward")
+    dout = host(rng, out.shape, dtype)
+    check(backend, layer.backward(backend.asarray(dout)),
+          O.max_pool_backward(x, ph, pw, s, p, dout), dtype, "dx")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["LeakyRelu", "Elu", "PRelu", "PRelu-shared", "Maxout",
+                                  "Maxout-4d"])
+def test_lecture7_activations_match_their_formulas(backend, rng, dtype, name):
+    x = host(rng, (4, 6, 2, 2) if name in ("PRelu", "Maxout-4d") else (5, 6), dtype, 3.0)
+    x.flat[:4] = [0.0, -0.0, 40.0, -40.0]  # the kink (the negative side at 0), saturation
+    params = {}
+    if name == "LeakyRelu":
+        layer = LeakyRelu(0.15)
+        out = O.leaky_relu_forward(x, 0.15)
+    elif name == "Elu":
+        layer = Elu(0.8)
+        out = O.elu_forward(x, 0.8)
+    elif name.startswith("PRelu"):
+        alpha = host(rng, (1 if name.endswith("shared") else 6,), dtype, 0.2, 0.25)
+        layer = PRelu(backend.asarray(alpha))
+        out = O.prelu_forward(x, alpha)
+    else:
+        pieces = 3
+        W, b = host(rng, (int(np.prod(x.shape[1:])), 4 * pieces), dtype), host(rng, (12,), dtype)
+        layer = Maxout(backend.asarray(W), backend.asarray(b), pieces=pieces)
+        out = O.maxout_forward(x, W, b, pieces)
+    check(backend, layer.forward(backend.asarray(x)), out, dtype, "forward", factor=10.0)
+    dout = host(rng, out.shape, dtype)
+    dx = layer.backward(backend.asarray(dout))
+    if name == "LeakyRelu":
+        want = O.leaky_relu_backward(x, dout, 0.15)
+    elif name == "Elu":
+        want = O.elu_backward(x, dout, 0.8)
+    elif name.startswith("PRelu"):
+        want, params["dalpha"] = O.prelu_backward(x, alpha, dout)
+    else:
+        want, params["dW"], params["db"] = O.maxout_backward(x, W, b, dout, pieces)
+    check(backend, dx, want, dtype, "dx", factor=10.0)
+    for attr, value in params.items():
+        check(backend, getattr(layer, attr), value, dtype, attr, factor=10.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("eps", [1e-5, 1e-2])
+@pytest.mark.parametrize("name", ["LayerNormalization", "GroupNormalization-1",
+                                  "GroupNormalization-2", "InstanceNormalization"])
+def test_row_normalizations_match_their_formulas(backend, rng, dtype, eps, name):
+    """Training and inference are the same computation (no running statistics)."""
+    shape = (5, 6) if name == "LayerNormalization" else (3, 4, 3, 2)
+    c = shape[1]
+    gamma, beta = host(rng, (c,), dtype, 0.3, 1.0), host(rng, (c,), dtype)
+    g, b = backend.asarray(gamma), backend.asarray(beta)
+    if name == "LayerNormalization":
+        layer = LayerNormalization(g, b, eps=eps)
+        forward, backward = (lambda x: O.layernorm_forward(x, gamma, beta, eps),
+                             O.layernorm_backward)
+    else:
+        groups = c if name == "InstanceNormalization" else int(name[-1])
+        layer = (InstanceNormalization(g, b, eps=eps) if name == "InstanceNormalization"
+                 else GroupNormalization(g, b, groups, eps=eps))
+        forward, backward = (lambda x: O.groupnorm_forward(x, gamma, beta, groups, eps),
+                             O.groupnorm_backward)
+    x = host(rng, shape, dtype, 2.0, 1.0)
+    out, cache = forward(x)
+    check(backend, layer.forward(backend.asarray(x), train_flg=True), out, dtype, "train",
+          factor=10.0)
+    check(backend, layer.xn, cache["xn"], dtype, "xn", factor=10.0)
+    dout = host(rng, shape, dtype)
+    dx, dgamma, dbeta = backward(cache, dout)
+    check(backend, layer.backward(backend.asarray(dout)), dx, dtype, "dx", factor=10.0)
+    check(backend, layer.dgamma, dgamma, dtype, "dgamma", factor=10.0)
+    check(backend, layer.dbeta, dbeta, dtype, "dbeta", factor=10.0)
+    check(backend, layer.forward(backend.asarray(x), train_flg=False), out, dtype, "eval",
+          factor=10.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("momentum", [0.9, 0.6])
+@pytest.mark.parametrize("shape", [(4, 3, 3, 2), (2, 5, 4, 4)], ids=_case_id)
+def test_spatial_batchnorm_matches_the_book_per_channel(backend, rng, dtype, momentum, shape):
+    """The book's batch norm per channel: training steps (running statistics kept at the given
+    fraction, biased variance), inference with the running statistics, and the in-place
+    inference (with a scale) that networks run."""
+    c = shape[1]
+    gamma, beta = host(rng, (c,), dtype, 0.3, 1.0), host(rng, (c,), dtype)
+    layer = SpatialBatchNormalization(backend.asarray(gamma), backend.asarray(beta),
+                                      momentum=momentum, eps=1e-4)
+    rm = rv = None
+    for step in range(3):
+        x, dout = host(rng, shape, dtype, 3.0, step), host(rng, shape, dtype)
+        out, rm, rv, cache = O.spatial_batchnorm_forward(x, gamma, beta, rm, rv,
+                                                         momentum=momentum, eps=1e-4)
+        check(backend, layer.forward(backend.asarray(x), train_flg=True), out, dtype,
+              f"forward {step}", 10.0)
+        dx, dgamma, dbeta = O.spatial_batchnorm_backward(cache, dout)
+        check(backend, layer.backward(backend.asarray(dout)), dx, dtype, f"dx {step}", 10.0)
+        check(backend, layer.dgamma, dgamma, dtype, f"dgamma {step}", 10.0)
+        check(backend, layer.dbeta, dbeta, dtype, f"dbeta {step}", 10.0)
+        check(backend, layer.running_mean, rm, dtype, f"running_mean {step}", 10.0)
+        check(backend, layer.running_var, rv, dtype, f"running_var {step}", 10.0)
+    x = host(rng, shape, dtype)
+    want = O.spatial_batchnorm_forward(x, gamma, beta, rm, rv, train_flg=False, eps=1e-4)[0]
+    check(backend, layer.forward(backend.asarray(x), train_flg=False), want, dtype, "eval", 10.0)
+    check(backend, layer.forward_inplace(backend.asarray(x.copy())), want, dtype, "in place",
+          10.0)
+    check(backend, layer.forward_inplace(backend.asarray(x.copy()), scale=0.7), 0.7 * want,
+          dtype, "in place, scaled", 10.0)
+    check(backend, layer.running_mean, rm, dtype, "running_mean after eval", 10.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_inverted_dropout_matches_its_formula(backend, rng, dtype):
+    ratio = 0.3
+    x, dout = host(rng, (20, 30), dtype), host(rng, (20, 30), dtype)
+    layer = Dropout(ratio, inverted=True, seed=5)
+    out = layer.forward(backend.asarray(x), train_flg=True)
+    mask = np.asarray(backend.to_numpy(layer.mask), dtype=np.float64)
+    assert set(np.unique(mask).tolist()) == {0.0, 1.0}
+    check(backend, out, O.inverted_dropout_forward(x, mask, ratio), dtype, "forward")
+    check(backend, layer.backward(backend.asarray(dout)),
+          O.inverted_dropout_backward(mask, dout, ratio), dtype, "dx")
+    check(backend, layer.forward(backend.asarray(x), train_flg=False),
+          O.inverted_dropout_forward(x, None, ratio, train_flg=False), dtype, "eval")
+    check(backend, layer.forward_inplace(backend.asarray(x.copy())), x, dtype, "in place")
+
+
 #: every public layer and function, and the test comparing it with its oracle
 LAYER_TESTS = {
     "Affine": test_affine_matches_the_book,
@@ -502,6 +854,13 @@ LAYER_TESTS = {
     "Sigmoid": test_activation_layers_match_the_book,
     "Tanh": test_activation_layers_match_the_book,
     "SoftmaxWithLoss": test_softmax_with_loss_matches_the_book,
+    "Convolution": test_convolution_matches_the_definition,
+    "Pooling": test_pooling_matches_the_definition,
+    **dict.fromkeys(["LeakyRelu", "Elu", "PRelu", "Maxout"],
+                    test_lecture7_activations_match_their_formulas),
+    **dict.fromkeys(["LayerNormalization", "GroupNormalization", "InstanceNormalization"],
+                    test_row_normalizations_match_their_formulas),
+    "SpatialBatchNormalization": test_spatial_batchnorm_matches_the_book_per_channel,
 }
 FUNCTION_TESTS = {
     **dict.fromkeys(ELEMENTWISE, test_functions_match_the_book),
@@ -509,6 +868,9 @@ FUNCTION_TESTS = {
     "mean_squared_error": test_mean_squared_error_and_one_hot_match_the_book,
     "one_hot": test_mean_squared_error_and_one_hot_match_the_book,
     "labels_as_one_hot": test_labels_as_one_hot_matches_the_book,
+    **dict.fromkeys(["im2col", "col2im", "conv_output_size"], test_conv_functions_match_the_book),
+    **dict.fromkeys(["max_pool2d", "max_pool2d_backward"],
+                    test_max_pool_functions_match_the_definition),
 }
 
 
