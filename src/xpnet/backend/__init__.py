@@ -41,9 +41,12 @@ from xpnet.backend._base import (
     BackendUnavailableError,
     Generator,
     Kernels,
+    check_usable,
     library_of,
     to_host,
+    value_range,
 )
+from xpnet.backend._defaults import check_dtype
 from xpnet.backend._threads import get_num_threads, set_num_threads
 
 __all__ = [
@@ -54,6 +57,8 @@ __all__ = [
     "Kernels",
     "available_backends",
     "backend_of",
+    "check_dtype",
+    "check_usable",
     "default_backend",
     "default_dtype",
     "get_backend",
@@ -64,6 +69,7 @@ __all__ = [
     "set_default_backend",
     "set_num_threads",
     "to_host",
+    "value_range",
 ]
 
 #: The backend names xpnet knows, in the order they are tried by :func:`available_backends`.
@@ -210,7 +216,7 @@ def set_default_backend(backend: Any = None, device: Any = None, dtype: Any = No
     >>> xpnet.set_default_backend()
     """
     be = None if backend is None and device is None else get_backend(backend, device)
-    dt = None if dtype is None else _defaults.check_dtype(dtype)
+    dt = None if dtype is None else check_dtype(dtype)
     _defaults.set_state(be, None, dt)
 
 
@@ -225,7 +231,7 @@ def default_backend(backend: Any = None, device: Any = None, dtype: Any = None):
     'array_api_strict'
     """
     be = None if backend is None and device is None else get_backend(backend, device)
-    dt = None if dtype is None else _defaults.check_dtype(dtype)
+    dt = None if dtype is None else check_dtype(dtype)
     return _defaults.push(be, None, dt)
 
 

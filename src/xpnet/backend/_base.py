@@ -17,6 +17,8 @@ from typing import Any, ClassVar
 import array_api_compat
 import numpy as np
 
+from xpnet.backend._defaults import check_dtype
+
 
 class BackendUnavailableError(RuntimeError):
     """The backend's package is missing, or it has no usable device."""
@@ -187,6 +189,10 @@ class Backend:
     generator_class: ClassVar[type[Generator]] = HostGenerator
     #: arrays are allocated by NumPy in host memory (``tracemalloc`` sees them)
     numpy_memory: ClassVar[bool] = False
+    #: the library's arrays *are* host NumPy arrays: reading their values costs a pass over
+    #: memory and never a transfer (True for NumPy only: array_api_strict models devices, and
+    #: torch on the CPU behaves as torch on a GPU)
+    host_native: ClassVar[bool] = False
     _kernels: ClassVar[Kernels | None] = None
 
     def __init__(self, xp: ModuleType, device: Any, module: ModuleType):
@@ -225,6 +231,20 @@ class Backend:
     def array_to_numpy(x: Any) -> np.ndarray:
         """One of this library's arrays (on any device) to a host NumPy array."""
         return np.from_dlpack(x)
+
+    @staticmethod
+    def value_range(x: Any) -> tuple[Any, Any]:
+        """``(min, max)`` of one of this library's non-empty arrays as NumPy scalars, in one
+        transfer from the device."""
+        xp = array_api_compat.array_namespace(x)
+        lo, hi = to_host(xp.stack([xp.min(x), xp.max(x)]))
+        return lo, hi
+
+    @staticmethod
+    def why_unusable(x: Any) -> str | None:
+        """Why one of this library's arrays cannot be used as data (copied or computed on), as
+        the end of a sentence starting with the argument's name; None when it can be."""
+        return None
 
     def _from_host(self, host: np.ndarray, dt: Any, copy: bool | None) -> Any:
         """A host NumPy array to this device, in ``dt`` (None: keep the dtype)."""
@@ -327,6 +347,13 @@ class Backend:
                 raise ValueError(f"unknown dtype {dtype!r}; use 'float32' or 'float64'")
         return dtype  # already a dtype of this namespace
 
+    def float_dtype(self, dtype: Any = None, what: str = "dtype") -> Any:
+        """A network's float dtype: ``'float32'`` (None) or ``'float64'`` -- given as a name, a
+        NumPy dtype or this namespace's dtype -- as ``xp``'s dtype.  Anything else raises
+        ``ValueError`` naming ``what`` and why (half precision, integers and complex numbers
+        are refused; see :func:`xpnet.backend.check_dtype`)."""
+        return self.dtype(check_dtype("float32" if dtype is None else dtype, what))
+
     def dtype_name(self, dtype: Any) -> str:
         """``'float32'``, ``'float64'``, ``'int64'``, ... for a dtype of this namespace."""
         for name in ("float32", "float64", "float16", "int64", "int32", "int16", "int8",
@@ -349,6 +376,9 @@ class Backend:
         """
         dt = None if dtype is None else self.dtype(dtype)
         if self.is_array(x):
+            reason = self.why_unusable(x)
+            if reason is not None:
+                raise ValueError(f"the array {reason}")
             xp = self.xp
             if dt is not None and x.dtype != dt:
                 x = xp.astype(x, dt)
@@ -427,6 +457,26 @@ def import_library(name: str, install_hint: str) -> ModuleType:
         ) from exc
 
 
+def check_usable(x: Any, name: str = "the array") -> None:
+    """Raise ``ValueError`` naming ``name`` if ``x`` is an array xpnet cannot use as data (a
+    torch tensor that requires grad, or lives on the meta device)."""
+    cls = library_of(x)
+    if cls is not None:
+        reason = cls.why_unusable(x)
+        if reason is not None:
+            raise ValueError(f"{name} {reason}")
+
+
+def value_range(x: Any) -> tuple[Any, Any]:
+    """``(min, max)`` of a non-empty array of any library (or host data), as NumPy scalars:
+    one pass on the host, or one transfer of two numbers from a device (which waits for it)."""
+    cls = library_of(x)
+    if cls is None:
+        x = to_host(x)
+        return x.min(), x.max()
+    return cls.value_range(x)
+
+
 def to_host(x: Any) -> np.ndarray:
     """Anything array-like (an array of any registered library, a list, a number) to a NumPy
     array on the host."""
@@ -434,6 +484,9 @@ def to_host(x: Any) -> np.ndarray:
         return x
     cls = library_of(x)
     if cls is not None:
+        reason = cls.why_unusable(x)
+        if reason is not None:
+            raise ValueError(f"the array {reason}")
         return cls.array_to_numpy(x)
     if hasattr(x, "__dlpack__") and not isinstance(x, (list, tuple)):
         try:

@@ -23,13 +23,42 @@ _context: contextvars.ContextVar[tuple[Any, Any, Any] | None] = contextvars.Cont
     "xpnet_default_backend", default=None)
 
 
+def dtype_name_of(dtype: Any) -> str:
+    """The short name of a dtype of any library: ``'float32'`` for ``'float32'``,
+    ``numpy.float32``, ``numpy.dtype('float32')``, ``torch.float32`` or
+    ``array_api_strict.float32``."""
+    if isinstance(dtype, str):
+        return dtype.strip().lower()
+    name = getattr(dtype, "name", None)  # a NumPy or CuPy dtype
+    if isinstance(name, str):
+        return name.lower()
+    name = getattr(dtype, "__name__", None)  # numpy.float32, the scalar type
+    if isinstance(name, str) and type(dtype) is type:
+        return name.lower()
+    # torch.float32 -> 'torch.float32', array_api_strict.float32 -> 'array_api_strict.float32'
+    return str(dtype).rpartition(".")[2].strip().lower()
+
+
 def check_dtype(dtype: Any, what: str = "dtype") -> str:
-    """``dtype`` as ``'float32'`` / ``'float64'``, or a ValueError naming ``what``."""
-    name = getattr(dtype, "name", None) or (dtype if isinstance(dtype, str) else str(dtype))
-    name = str(name).strip().lower()
-    if name not in DTYPES:
-        raise ValueError(f"{what} must be one of {', '.join(DTYPES)}, not {dtype!r}")
-    return name
+    """``dtype`` (a name or a dtype of any library) as ``'float32'`` / ``'float64'``, or a
+    ValueError naming ``what`` and why.
+
+    Half precision (float16, bfloat16) is refused, not emulated: batch-norm statistics,
+    softmax and the optimizers' second moments lose too much in it (a float16 MNIST run ended
+    near chance), and mixed precision (float32 statistics and master weights, loss scaling) is
+    not implemented.  Integer, bool and complex dtypes are refused: networks compute in real
+    floating point (int32 weights round to zero, complex ones are meaningless here).
+    """
+    name = dtype_name_of(dtype)
+    if name in DTYPES:
+        return name
+    why = ""
+    if name in ("float16", "bfloat16", "half"):
+        why = ("; half precision is not supported (batch-norm statistics, softmax and "
+               "optimizer moments need float32)")
+    elif name.startswith(("int", "uint", "bool", "complex")):
+        why = "; networks compute in real floating point"
+    raise ValueError(f"{what} must be one of {', '.join(DTYPES)}, not {dtype!r}{why}")
 
 
 def _env(name: str) -> str | None:

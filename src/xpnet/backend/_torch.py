@@ -108,11 +108,27 @@ class TorchBackend(Backend):
             dev = torch.device("cpu" if device is None else device)
         except (RuntimeError, TypeError) as exc:
             raise ValueError(f"torch does not know the device {device!r}: {exc}") from exc
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise BackendUnavailableError(
-                f"torch device {str(dev)!r} asked for, but torch sees no CUDA device "
-                "(this torch build or machine has no GPU); use device='cpu'"
-            )
+        if dev.type == "meta":
+            raise ValueError("torch's 'meta' device holds shapes, not data: xpnet cannot "
+                             "train or predict on it; use device='cpu' or 'cuda'")
+        if dev.type == "cuda":
+            if not torch.cuda.is_available():
+                raise BackendUnavailableError(
+                    f"torch device {str(dev)!r} asked for, but torch sees no CUDA device "
+                    "(this torch build or machine has no GPU); use device='cpu'"
+                )
+            count = torch.cuda.device_count()
+            if dev.index is not None and dev.index >= count:
+                raise ValueError(f"torch sees {count} CUDA device(s) (cuda:0 to "
+                                 f"cuda:{count - 1}); device {str(dev)!r} does not exist")
+        elif dev.type != "cpu":  # mps, xpu, ...: usable only if torch can allocate there
+            try:
+                torch.empty(0, device=dev)
+            except (RuntimeError, AssertionError) as exc:
+                raise BackendUnavailableError(
+                    f"torch device {str(dev)!r} asked for, but this torch cannot use it "
+                    f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+                    "use device='cpu'") from exc
         return cls(xp, dev, torch)
 
     @staticmethod
@@ -126,6 +142,18 @@ class TorchBackend(Backend):
     @staticmethod
     def array_to_numpy(x: Any) -> np.ndarray:
         return x.detach().cpu().numpy()
+
+    @staticmethod
+    def why_unusable(x: Any) -> str | None:
+        # A tensor that requires grad would grow an autograd graph through every xpnet
+        # operation (xpnet computes its own gradients); a meta tensor has no values to copy.
+        if x.is_meta:
+            return ("is a torch tensor on the 'meta' device: it has a shape but no values; "
+                    "create it on a real device ('cpu', 'cuda')")
+        if x.requires_grad:
+            return ("is a torch tensor that requires grad: pass x.detach() (xpnet computes "
+                    "its own gradients; autograd would record a graph through every step)")
+        return None
 
     def _from_host(self, host: np.ndarray, dt: Any, copy: bool | None) -> Any:
         if not host.flags.c_contiguous or not host.flags.writeable:
