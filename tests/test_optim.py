@@ -47,9 +47,11 @@ CASES = [
     ("AdaGrad", AdaGrad, {"lr": 0.3}, {"lr": 0.3, "eps": 1e-7}),
     ("RMSprop", RMSprop, {"lr": 0.02, "decay_rate": 0.9},
      {"lr": 0.02, "decay_rate": 0.9, "eps": 1e-7}),
-    # the book's Adam folds bias correction into lr: equal to torch's only with eps = 0
-    ("Adam", Adam, {"lr": 0.05, "beta1": 0.8, "beta2": 0.99, "eps": 0.0},
-     {"lr": 0.05, "beta1": 0.8, "beta2": 0.99, "eps": 0.0}),
+    # the book's Adam folds bias correction into lr: equal to torch's only with eps -> 0.
+    # eps must be > 0; 1e-300 is below float64's resolution of sqrt(v) (and rounds to 0 in
+    # float32), so these are the eps = 0 steps on both sides
+    ("Adam", Adam, {"lr": 0.05, "beta1": 0.8, "beta2": 0.99, "eps": 1e-300},
+     {"lr": 0.05, "beta1": 0.8, "beta2": 0.99, "eps": 1e-300}),
 ]
 
 
@@ -221,8 +223,9 @@ def test_network_update_matches_torch(backend, rng, case, fused):
     parameter buffers, fused kernels) -- against torch.optim fed the same gradients."""
     torch = pytest.importorskip("torch")
     name, cls, kwargs, hp = case
-    # Adam is compared with eps = 0, where a gradient that is exactly zero gives 0/0 on both
-    # sides (the bias in front of batch norm, a dead ReLU): tanh without batch norm for it.
+    # Adam is compared with a negligible eps, where a gradient that is zero up to rounding (the
+    # bias in front of batch norm, a dead ReLU) takes full-size steps of rounding noise that
+    # differ on the two sides: tanh without batch norm for it.
     arch = ({"activation": "tanh"} if name == "Adam" else {"use_batchnorm": True})
     net = xpnet.MultiLayerNetExtend(6, [5, 4], 3, weight_decay_lambda=0.05, dtype="float64",
                                     seed=2, backend=backend, **arch)

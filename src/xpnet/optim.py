@@ -18,6 +18,7 @@ Examples
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any
 
@@ -25,8 +26,10 @@ from array_api_compat import array_namespace
 
 from xpnet.backend import Kernels, kernels_of
 from xpnet.params import Layout
+from xpnet.validation import as_float
 
 __all__ = [
+    "HYPERPARAMETER_RANGES",
     "OPTIMIZERS",
     "SGD",
     "AdaGrad",
@@ -35,8 +38,44 @@ __all__ = [
     "Nesterov",
     "Optimizer",
     "RMSprop",
+    "check_hyperparameter",
     "get_optimizer",
 ]
+
+
+#: The valid range of every optimizer hyperparameter, by name: ``(low, high, low_open,
+#: high_open)`` (None: unbounded).  Checked by :func:`check_hyperparameter` when an optimizer
+#: is built.  ``momentum``, ``decay_rate`` and the betas must be below 1: at 1 the running
+#: averages never forget (Momentum and RMSprop diverge or stall; Adam's bias correction
+#: divides by ``1 - beta1**t = 0``).  ``eps`` must be positive: it keeps a division away from
+#: zero, and a negative one can make the denominator vanish.
+HYPERPARAMETER_RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
+    "lr": (0.0, None, False, False),
+    "momentum": (0.0, 1.0, False, True),
+    "decay_rate": (0.0, 1.0, False, True),
+    "beta1": (0.0, 1.0, False, True),
+    "beta2": (0.0, 1.0, False, True),
+    "eps": (0.0, None, True, False),
+    "weight_decay": (0.0, None, False, False),
+}
+
+
+def check_hyperparameter(name: str, value: Any) -> float:
+    """``value`` as a float in the range :data:`HYPERPARAMETER_RANGES` gives ``name``.
+
+    Python and NumPy numbers and 0-d arrays of any backend (a ``torch.tensor(0.9)``) are
+    accepted; ``bool``, strings, complex numbers, arrays of several elements, NaN and
+    infinities are refused with a ``TypeError`` / ``ValueError`` naming the hyperparameter.
+
+    >>> check_hyperparameter("momentum", 0.9)
+    0.9
+    >>> check_hyperparameter("beta1", 1.0)
+    Traceback (most recent call last):
+        ...
+    ValueError: beta1 must be in [0, 1), got 1.0
+    """
+    low, high, low_open, high_open = HYPERPARAMETER_RANGES[name]
+    return as_float(value, name, low=low, high=high, low_open=low_open, high_open=high_open)
 
 
 class Optimizer:
@@ -53,15 +92,16 @@ class Optimizer:
     state are checked before anything is written.  State belongs to the parameters it was built
     for: an optimizer handed parameters of other shapes (another network) raises ``ValueError``
     -- make one optimizer per network.
+
+    Hyperparameters are checked when the optimizer is built (:data:`HYPERPARAMETER_RANGES`),
+    so a bad one fails before the first step rather than as NaN weights after it.
     """
 
     #: names of the state arrays each parameter gets, created as zeros on first sight
     state_names: tuple[str, ...] = ()
 
     def __init__(self, lr: float, *, fused: bool = True):
-        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr >= 0):
-            raise ValueError(f"lr must be a finite number >= 0, got {lr!r}")
-        self.lr = float(lr)
+        self.lr = check_hyperparameter("lr", lr)
         self.fused = bool(fused)
         self.state: dict[str, dict[str, Any]] = {name: {} for name in self.state_names}
         #: whole-buffer state (name -> flat array) and the layout it was built for
@@ -229,7 +269,7 @@ class Momentum(Optimizer):
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.9, *, fused: bool = True):
         super().__init__(lr, fused=fused)
-        self.momentum = float(momentum)
+        self.momentum = check_hyperparameter("momentum", momentum)
 
     @property
     def v(self) -> dict[str, Any]:
@@ -279,7 +319,7 @@ class AdaGrad(Optimizer):
 
     def __init__(self, lr: float = 0.01, *, eps: float = 1e-7, fused: bool = True):
         super().__init__(lr, fused=fused)
-        self.eps = float(eps)
+        self.eps = check_hyperparameter("eps", eps)
 
     @property
     def h(self) -> dict[str, Any]:
@@ -312,8 +352,8 @@ class RMSprop(Optimizer):
     def __init__(self, lr: float = 0.01, decay_rate: float = 0.99, *, eps: float = 1e-7,
                  fused: bool = True):
         super().__init__(lr, fused=fused)
-        self.decay_rate = float(decay_rate)
-        self.eps = float(eps)
+        self.decay_rate = check_hyperparameter("decay_rate", decay_rate)
+        self.eps = check_hyperparameter("eps", eps)
 
     @property
     def h(self) -> dict[str, Any]:
@@ -352,9 +392,9 @@ class Adam(Optimizer):
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, *,
                  eps: float = 1e-7, fused: bool = True):
         super().__init__(lr, fused=fused)
-        self.beta1 = float(beta1)
-        self.beta2 = float(beta2)
-        self.eps = float(eps)
+        self.beta1 = check_hyperparameter("beta1", beta1)
+        self.beta2 = check_hyperparameter("beta2", beta2)
+        self.eps = check_hyperparameter("eps", eps)
         self.iter = 0
         self._lr_t = 0.0
 
@@ -408,7 +448,9 @@ def get_optimizer(name: str, **params: Any) -> Optimizer:
     if cls is None:
         valid = ", ".join(OPTIMIZERS)
         raise ValueError(f"unknown optimizer {name!r}; valid names are: {valid}")
-    try:
-        return cls(**params)
-    except TypeError as exc:
-        raise ValueError(f"bad parameters for {cls.__name__}: {exc}") from exc
+    accepted = inspect.signature(cls).parameters
+    unknown = sorted(k for k in params if k not in accepted)
+    if unknown:
+        raise ValueError(f"{cls.__name__} has no parameter {', '.join(unknown)}; its "
+                         f"parameters are: {', '.join(accepted)}")
+    return cls(**params)  # a bad value raises TypeError / ValueError naming it

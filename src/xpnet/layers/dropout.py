@@ -6,6 +6,7 @@ from typing import Any
 
 from xpnet.backend import Generator
 from xpnet.layers.base import Layer
+from xpnet.validation import as_float
 
 
 class Dropout(Layer):
@@ -38,12 +39,11 @@ class Dropout(Layer):
 
     def __init__(self, dropout_ratio: float = 0.5, inverted: bool = False, *,
                  seed: int | None = None, backend: Any = None):
-        if not 0.0 <= float(dropout_ratio) < 1.0:
-            raise ValueError(f"dropout_ratio must be in [0, 1), got {dropout_ratio!r}")
+        ratio = as_float(dropout_ratio, "dropout_ratio", low=0.0, high=1.0, high_open=True)
         if not isinstance(inverted, bool):
             raise TypeError(f"inverted must be True or False, got {inverted!r}")
         super().__init__(backend)
-        self.dropout_ratio = float(dropout_ratio)
+        self.dropout_ratio = ratio
         self.inverted = inverted
         #: what a kept unit is multiplied by while training (1, or 1/(1 - ratio) if inverted)
         self._train_scale = 1.0 / (1.0 - self.dropout_ratio) if inverted else 1.0

@@ -19,6 +19,7 @@ from array_api_compat import device as _device
 
 from xpnet.backend import backend_of
 from xpnet.layers.base import Layer, write_into
+from xpnet.validation import as_float
 
 #: The book's ``10e-7``.
 BATCHNORM_EPS = 1e-6
@@ -52,6 +53,14 @@ class BatchNormalization(Layer):
         Start values; zeros of the input's width when omitted.
     eps : float
         Added to the variance.
+
+    Raises
+    ------
+    ValueError
+        From ``forward`` while training on a batch of fewer than two rows: the batch variance
+        of one row is zero, every output is ``beta`` and every gradient but ``dbeta`` is zero
+        (PyTorch raises too: "Expected more than 1 value per channel when training").  A shape
+        check, no device wait.
     """
 
     def __init__(self, gamma: Any, beta: Any, momentum: float = 0.9,
@@ -60,8 +69,8 @@ class BatchNormalization(Layer):
         super().__init__()
         self.gamma = gamma
         self.beta = beta
-        self.momentum = float(momentum)
-        self.eps = float(eps)
+        self.momentum = as_float(momentum, "momentum", low=0.0, high=1.0)
+        self.eps = as_float(eps, "eps", low=0.0, low_open=True)
         self._xp = array_namespace(gamma, beta)
         self._xp_type = type(gamma)
         kernels = backend_of(gamma).kernels
@@ -107,6 +116,12 @@ class BatchNormalization(Layer):
 
     def _forward(self, x: Any, train_flg: bool) -> Any:
         xp = self._xp
+        if train_flg and x.shape[0] < 2:
+            raise ValueError(
+                f"batch normalization in training needs at least 2 values per feature, got "
+                f"{x.shape[0]} (a batch of one): the variance of one value is zero and every "
+                "gradient but dbeta vanishes; use larger batches, or train_flg=False for "
+                "inference")
         if self.running_mean is None:
             self._init_running_stats(x)
         if train_flg:
