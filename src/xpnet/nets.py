@@ -35,6 +35,7 @@ from xpnet.layers import (
     Tanh,
 )
 from xpnet.params import Layout, flat_views
+from xpnet.validation import as_float, as_int, check_features, check_labels, host_array
 
 __all__ = ["ACTIVATIONS", "MultiLayerNet", "MultiLayerNetExtend"]
 
@@ -93,6 +94,11 @@ class MultiLayerNetExtend:
         the default dtype (:func:`xpnet.set_default_backend`, ``XPNET_DTYPE``, else float32).
     seed : int, optional
         Seeds the initial weights (identical on every backend) and the dropout masks.
+    check_values : bool or None
+        What the entry checks read besides shapes and dtypes (see Notes).  None (the
+        default): label values when the labels are host data; True: also inputs' finiteness,
+        and device arrays too (a wait for the device on every call: for debugging); False:
+        shapes and dtypes only.  An attribute of the same name can be changed later.
 
     Notes
     -----
@@ -100,6 +106,19 @@ class MultiLayerNetExtend:
     arrays of the network's backend; they are moved to its device and dtype on entry.  Outputs
     stay on the backend; ``loss`` is a 0-d array (convert with ``float`` when you need it, which
     waits for the device), ``accuracy`` a Python float.
+
+    Inputs are checked once, on entry (not in every layer), before anything is computed: ``x``
+    must be ``(N, input_size)`` (or ``(N, ...)`` with ``input_size`` values per row), ``N >= 1``,
+    real (integers and bools are cast; complex numbers and strings are refused); labels ``t``
+    integer class indices ``(N,)`` (a column ``(N, 1)`` is read as ``(N,)``) or one-hot rows
+    ``(N, output_size)``, as many as ``x`` has rows.  These are metadata checks, free on every
+    backend.  Label *values* (in ``[0, output_size)``) are read too when the labels are in host
+    memory -- NumPy arrays or lists, on any backend -- where a min and a max cost microseconds
+    and no device wait; labels already on a device are not read unless ``check_values=True``
+    (a min/max there would stall a GPU every step).  :class:`~xpnet.Trainer` checks its whole
+    data set, values included, once.  Errors are ``ValueError`` / ``TypeError`` naming the
+    argument; nothing has changed when they are raised (parameters, running statistics and
+    random streams are as before).
     """
 
     def __init__(self, input_size: int, hidden_size_list: list[int], output_size: int,
@@ -107,7 +126,7 @@ class MultiLayerNetExtend:
                  weight_decay_lambda: float = 0, use_dropout: bool = False,
                  dropout_ration: float = 0.5, use_batchnorm: bool = False, *,
                  dropout_ratio: float | None = None, backend: Any = None, device: Any = None,
-                 dtype: Any = None, seed: int | None = None):
+                 dtype: Any = None, seed: int | None = None, check_values: bool | None = None):
         sizes = _check_sizes(input_size, hidden_size_list, output_size)
         act = str(activation).lower()
         if act not in ACTIVATIONS:
@@ -116,13 +135,14 @@ class MultiLayerNetExtend:
             )
         if dropout_ratio is not None:
             dropout_ration = dropout_ratio
-        wd = float(weight_decay_lambda)
-        if not wd >= 0:
-            raise ValueError(f"weight_decay_lambda must be >= 0, got {weight_decay_lambda!r}")
+        wd = as_float(weight_decay_lambda, "weight_decay_lambda", low=0.0)
+        ratio = as_float(dropout_ration, "dropout_ration", low=0.0, high=1.0, high_open=True)
+        if check_values not in (None, True, False):
+            raise TypeError(f"check_values must be None, True or False, not {check_values!r}")
 
         self.backend: Backend = get_backend(backend, device)
         self.xp = self.backend.xp
-        self.dtype = self.backend.dtype(default_dtype() if dtype is None else dtype)
+        self.dtype = self.backend.float_dtype(default_dtype() if dtype is None else dtype)
         self.input_size = sizes[0]
         self.hidden_size_list = sizes[1:-1]
         self.hidden_layer_num = len(self.hidden_size_list)
@@ -131,9 +151,10 @@ class MultiLayerNetExtend:
         self.weight_init_std = weight_init_std
         self.weight_decay_lambda = wd
         self.use_dropout = bool(use_dropout)
-        self.dropout_ration = float(dropout_ration)
+        self.dropout_ration = ratio
         self.use_batchnorm = bool(use_batchnorm)
         self.seed = seed
+        self.check_values = check_values
 
         be = self.backend
         # drawn on the host from one seed (identical on every backend), then copied once;
@@ -197,13 +218,46 @@ class MultiLayerNetExtend:
 
     # -- inputs -----------------------------------------------------------------------------
 
-    def _x(self, x: Any) -> Any:
-        return self.backend.asarray(x, dtype=self.dtype)
+    def _reads_values(self, a: Any, asked: bool | None, by_default: bool) -> bool:
+        """Whether the entry checks read ``a``'s values (see the class Notes): as ``asked``
+        when given, else as ``check_values`` when set, else ``by_default`` for data in host
+        memory (not yet on the device, or on a backend whose arrays are NumPy's)."""
+        if asked is not None:
+            return bool(asked)
+        if self.check_values is not None:
+            return self.check_values
+        be = self.backend
+        return by_default and (be.host_native or not be.is_array(a))
 
-    def _t(self, t: Any) -> Any:
-        """Labels to the device: integer labels keep an integer dtype, one-hot rows the
+    def _x(self, x: Any, *, name: str = "x", values: bool | None = None) -> Any:
+        """Inputs to the device in the network's dtype, checked first (see the class Notes);
+        ``values=True`` also refuses NaN and inf (one pass; a device wait for device data)."""
+        be = self.backend
+        x, xp = self._own(x, name)
+        check_features(x, self.input_size, name=name, xp=xp,
+                       finite=self._reads_values(x, values, False))
+        return be.asarray(x, dtype=self.dtype)
+
+    def _t(self, t: Any, n: int | None = None, *, name: str = "t",
+           values: bool | None = None) -> Any:
+        """Labels to the device, checked first against ``n`` rows and ``output_size`` classes
+        (see the class Notes): integer labels keep an integer dtype, one-hot rows take the
         network's dtype."""
+        t, xp = self._own(t, name)
+        t = check_labels(t, self.output_size, n, name=name, xp=xp,
+                         values=self._reads_values(t, values, True))
         return self.backend.labels(t, self.dtype)
+
+    def _own(self, a: Any, name: str) -> tuple[Any, Any]:
+        """``(a, xp)``: an array of this backend as it is (refused if its library cannot use
+        it), anything else copied to the host (``xp`` None)."""
+        be = self.backend
+        if be.is_array(a):
+            reason = be.why_unusable(a)
+            if reason is not None:
+                raise ValueError(f"{name} {reason}")
+            return a, self.xp
+        return host_array(a, name), None
 
     # -- the book's API ---------------------------------------------------------------------
 
@@ -215,7 +269,10 @@ class MultiLayerNetExtend:
         batch norm + ReLU is folded into the batch-norm scale: the same numbers up to rounding,
         with fewer passes over memory.
         """
-        x = self._x(x)
+        return self._predict(self._x(x), train_flg)
+
+    def _predict(self, x: Any, train_flg: bool) -> Any:
+        """:meth:`predict` of an input already checked and on the device."""
         if not train_flg:
             x = self.layers[next(iter(self.layers))].forward(x)  # a fresh array from here on
             for step in self._eval_plan:
@@ -263,8 +320,10 @@ class MultiLayerNetExtend:
 
     def loss(self, x: Any, t: Any, train_flg: bool = False) -> Any:
         """Mean cross entropy plus the weight-decay term, as a 0-d array on the device."""
-        y = self.predict(x, train_flg)
-        loss = self.last_layer.forward(y, self._t(t))
+        x = self._x(x)
+        t = self._t(t, x.shape[0])  # both checked before any layer runs
+        y = self._predict(x, train_flg)
+        loss = self.last_layer.forward(y, t)
         return loss + self._weight_decay() if self.weight_decay_lambda else loss
 
     def accuracy(self, x: Any, t: Any, batch_size: int | None = None) -> float:
@@ -273,16 +332,15 @@ class MultiLayerNetExtend:
         ``batch_size`` splits large inputs to bound memory (all of it at once by default).
         """
         xp = self.xp
+        step = as_int(batch_size, "batch_size", none_ok=True)
         x = self._x(x)
-        t = self._t(t)
+        n = x.shape[0]
+        t = self._t(t, n)
         if t.ndim != 1:
             t = xp.argmax(t, axis=1)
         if t.dtype != xp.int64:
             t = xp.astype(t, xp.int64)
-        n = x.shape[0]
-        if n == 0:
-            raise ValueError("accuracy of an empty batch")
-        step = n if not batch_size else int(batch_size)
+        step = n if step is None else step
         correct = 0
         for start in range(0, n, step):
             stop = min(start + step, n)  # the standard leaves out-of-bounds slices undefined
@@ -340,8 +398,9 @@ class MultiLayerNetExtend:
         Use ``dtype='float64'`` and dropout off: with dropout every loss evaluation draws a
         new mask.
         """
+        h = as_float(h, "h", low=0.0, low_open=True)
         x = self._x(x)
-        t = self._t(t)
+        t = self._t(t, x.shape[0])
         be = self.backend
 
         def f() -> float:
@@ -390,7 +449,8 @@ class MultiLayerNet(MultiLayerNetExtend):
     def __init__(self, input_size: int, hidden_size_list: list[int], output_size: int,
                  activation: str = "relu", weight_init_std: Any = "relu",
                  weight_decay_lambda: float = 0, *, backend: Any = None,
-                 device: Any = None, dtype: Any = None, seed: int | None = None):
+                 device: Any = None, dtype: Any = None, seed: int | None = None,
+                 check_values: bool | None = None):
         super().__init__(input_size, hidden_size_list, output_size, activation,
                          weight_init_std, weight_decay_lambda, backend=backend, device=device,
-                         dtype=dtype, seed=seed)
+                         dtype=dtype, seed=seed, check_values=check_values)
