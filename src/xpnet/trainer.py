@@ -22,6 +22,7 @@ import numpy as np
 from xpnet.devicelog import DeviceLog
 from xpnet.optim import Optimizer, get_optimizer
 from xpnet.progress import progress as _progress
+from xpnet.validation import as_int
 
 __all__ = ["Trainer", "train_steps"]
 
@@ -109,6 +110,47 @@ def train_steps(runs: Mapping[Any, tuple[Any, Any]], x: Any, t: Any, batches: It
     return steps
 
 
+def _rows(a: Any) -> int | None:
+    """The number of rows of array-like ``a`` (None when it has no length)."""
+    shape = getattr(a, "shape", None)
+    if shape is not None:
+        return int(shape[0]) if len(shape) else None
+    try:
+        return len(a)
+    except TypeError:
+        return None
+
+
+def _data_to_device(network: Any, x_train: Any, t_train: Any, x_test: Any, t_test: Any,
+                    check_values: bool) -> tuple[Any, Any, Any, Any]:
+    """The four data arrays checked (sizes first, from metadata) and moved to the device.
+
+    Through the network's entry checks (``_x`` / ``_t``) when it has them, with value checks
+    (finite inputs, labels in range) when ``check_values``: once for the whole data set, so
+    the training steps need not read values again.
+    """
+    for xa, ta, which in ((x_train, t_train, "train"), (x_test, t_test, "test")):
+        nx, nt = _rows(xa), _rows(ta)
+        if nx == 0:
+            raise ValueError(
+                f"the {which} set is empty (x_{which} has 0 rows): "
+                + ("give at least one training sample" if which == "train" else
+                   "Trainer measures the test accuracy every epoch; give at least one test "
+                   "sample (or hold out part of the training set)"))
+        if nx is not None and nt is not None and nx != nt:
+            raise ValueError(f"x_{which} has {nx} rows but t_{which} has {nt} labels")
+    to_x = getattr(network, "_x", None)
+    to_t = getattr(network, "_t", None)
+    if to_x is None or to_t is None:  # a network without entry checks: sizes only
+        be = network.backend
+        return tuple(be.asarray(a) for a in (x_train, t_train, x_test, t_test))
+    xs = [to_x(x, name=f"x_{w}", values=check_values) for x, w in
+          ((x_train, "train"), (x_test, "test"))]
+    ts = [to_t(t, x.shape[0], name=f"t_{w}", values=check_values) for t, x, w in
+          ((t_train, xs[0], "train"), (t_test, xs[1], "test"))]
+    return xs[0], ts[0], xs[1], ts[1]
+
+
 class Trainer:
     """Train a network with mini-batch gradient descent and record its learning curves.
 
@@ -119,15 +161,19 @@ class Trainer:
         and, for xpnet networks, a ``backend``.
     x_train, t_train, x_test, t_test
         Data as NumPy arrays (or arrays of the network's backend).  The training set is copied
-        to the device once.
+        to the device once.  Neither set may be empty.
     epochs, mini_batch_size : int
+        Positive integers (``2.5`` or ``True`` are refused, not truncated).  A
+        ``mini_batch_size`` larger than the training set is reduced to its size.
     optimizer : str or Optimizer
         A name for :func:`xpnet.get_optimizer` (``'SGD'``, ``'Momentum'``, ``'Nesterov'``,
         ``'AdaGrad'``, ``'RMSprop'``, ``'Adam'``, any case) or an optimizer object.
     optimizer_param : dict
-        Keyword arguments of the optimizer (default ``{'lr': 0.01}``).
+        Keyword arguments of the optimizer (default ``{'lr': 0.01}``); only with a name (an
+        optimizer object carries its own: giving both raises ``ValueError``).
     evaluate_sample_num_per_epoch : int, optional
-        Evaluate accuracies on the first this-many samples of each set (all when None).
+        Evaluate accuracies on the first this-many samples of each set (all when None); a
+        positive integer.
     verbose : bool
         A progress bar (tqdm, when installed; else one line per epoch) and the final accuracy.
     seed : int, optional
@@ -138,6 +184,14 @@ class Trainer:
     on_epoch_end : callable, optional
         Called as ``on_epoch_end(trainer)`` after every epoch's evaluation (for logging,
         checkpoints or early stopping: raise ``StopIteration`` to end training there).
+    check_data : bool
+        Check the data's *values* once, here, before training: inputs finite (no NaN or
+        inf: one NaN spreads to most weights within a few steps and training then runs to
+        the end on NaN) and labels within ``[0, output_size)``.  Shapes, dtypes and sizes are
+        checked either way.  Cost: one pass over the float inputs (about 11 ms for MNIST's
+        60,000 x 784 float32 on one core, a third of the float64 -> float32 copy the data
+        needs anyway; nothing for integer inputs) and a min/max of the labels; for data
+        already on a GPU, one wait for the device per array.  ``False`` skips it.
 
     Attributes
     ----------
@@ -171,43 +225,32 @@ class Trainer:
                  optimizer_param: dict[str, Any] | None = None,
                  evaluate_sample_num_per_epoch: int | None = None, verbose: bool = True,
                  *, seed: int | None = None, progress: bool | None = None,
-                 on_epoch_end: Callable[[Trainer], Any] | None = None):
-        if int(epochs) < 0:
-            raise ValueError(f"epochs must be >= 0, got {epochs!r}")
-        if int(mini_batch_size) <= 0:
-            raise ValueError(f"mini_batch_size must be positive, got {mini_batch_size!r}")
-        self.network = network
-        self.verbose = verbose
-        self.progress = verbose if progress is None else bool(progress)
-        self.on_epoch_end = on_epoch_end
-        self.epochs = int(epochs)
-        self.batch_size = int(mini_batch_size)
-        self.evaluate_sample_num_per_epoch = evaluate_sample_num_per_epoch
+                 on_epoch_end: Callable[[Trainer], Any] | None = None,
+                 check_data: bool = True):
+        self.epochs = as_int(epochs, "epochs")
+        self.batch_size = as_int(mini_batch_size, "mini_batch_size")
+        self.evaluate_sample_num_per_epoch = as_int(
+            evaluate_sample_num_per_epoch, "evaluate_sample_num_per_epoch", none_ok=True)
+        be = getattr(network, "backend", None)
+        if be is None:
+            raise TypeError("Trainer needs an xpnet network (with a .backend)")
         if isinstance(optimizer, Optimizer):
+            if optimizer_param is not None:
+                raise ValueError("optimizer_param applies only when optimizer is a name; "
+                                 f"{optimizer!r} carries its own hyperparameters")
             self.optimizer = optimizer
         else:
             params = {"lr": 0.01} if optimizer_param is None else dict(optimizer_param)
             self.optimizer = get_optimizer(optimizer, **params)
-
-        be = getattr(network, "backend", None)
-        if be is None:
-            raise TypeError("Trainer needs an xpnet network (with a .backend)")
+        self.network = network
+        self.verbose = verbose
+        self.progress = verbose if progress is None else bool(progress)
+        self.on_epoch_end = on_epoch_end
         self.backend = be
-        to_x = getattr(network, "_x", be.asarray)
-        to_t = getattr(network, "_t", be.asarray)
-        self.x_train, self.t_train = to_x(x_train), to_t(t_train)
-        self.x_test, self.t_test = to_x(x_test), to_t(t_test)
+        (self.x_train, self.t_train, self.x_test,
+         self.t_test) = _data_to_device(network, x_train, t_train, x_test, t_test,
+                                        bool(check_data))
         self.train_size = int(self.x_train.shape[0])
-        if self.train_size == 0:
-            raise ValueError("the training set is empty")
-        if int(self.t_train.shape[0]) != self.train_size:
-            raise ValueError(
-                f"x_train has {self.train_size} rows but t_train has {self.t_train.shape[0]}"
-            )
-        if int(self.t_test.shape[0]) != int(self.x_test.shape[0]):
-            raise ValueError(
-                f"x_test has {self.x_test.shape[0]} rows but t_test has {self.t_test.shape[0]}"
-            )
         self.batch_size = min(self.batch_size, self.train_size)
         self.iter_per_epoch = max(self.train_size // self.batch_size, 1)
         self.max_iter = self.epochs * self.iter_per_epoch
@@ -245,7 +288,7 @@ class Trainer:
         n = self.evaluate_sample_num_per_epoch
         x_tr, t_tr, x_te, t_te = self.x_train, self.t_train, self.x_test, self.t_test
         if n is not None:
-            n_tr, n_te = min(int(n), x_tr.shape[0]), min(int(n), x_te.shape[0])
+            n_tr, n_te = min(n, x_tr.shape[0]), min(n, x_te.shape[0])
             x_tr, t_tr = x_tr[:n_tr, ...], t_tr[:n_tr, ...]
             x_te, t_te = x_te[:n_te, ...], t_te[:n_te, ...]
         self.train_acc_list.append(self.network.accuracy(x_tr, t_tr))
