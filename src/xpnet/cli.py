@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -121,6 +122,19 @@ def _nonneg_float(s: str) -> float:
     return v
 
 
+def _hyperparameter(name: str):
+    """An argparse type for optimizer hyperparameter ``name``: the library's own range check
+    (:func:`xpnet.optim.check_hyperparameter`), reported by argparse (exit 2)."""
+    def parse(s: str) -> float:
+        try:
+            return xpnet.optim.check_hyperparameter(name, float(s))
+        except ValueError as exc:
+            msg = str(exc) if "must" in str(exc) else f"{name} must be a number, got {s!r}"
+            raise argparse.ArgumentTypeError(msg) from None
+    parse.__name__ = name  # argparse names the type in its messages
+    return parse
+
+
 def _ratio(s: str) -> float:
     v = _nonneg_float(s)
     if v >= 1:
@@ -197,13 +211,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"one of {', '.join(OPTIMIZERS)} (any case)")
     t.add_argument("--lr", type=_positive_float, default=None,
                    help="learning rate (default: 0.001 for Adam, 0.01 otherwise)")
-    t.add_argument("--momentum", type=_nonneg_float, default=None,
-                   help="Momentum/Nesterov momentum (default 0.9)")
-    t.add_argument("--beta1", type=_nonneg_float, default=None, help="Adam beta1 (default 0.9)")
-    t.add_argument("--beta2", type=_nonneg_float, default=None,
-                   help="Adam beta2 (default 0.999)")
-    t.add_argument("--decay-rate", dest="decay_rate", type=_nonneg_float, default=None,
-                   help="RMSprop decay rate (default 0.99)")
+    t.add_argument("--momentum", type=_hyperparameter("momentum"), default=None,
+                   help="Momentum/Nesterov momentum, in [0, 1) (default 0.9)")
+    t.add_argument("--beta1", type=_hyperparameter("beta1"), default=None,
+                   help="Adam beta1, in [0, 1) (default 0.9)")
+    t.add_argument("--beta2", type=_hyperparameter("beta2"), default=None,
+                   help="Adam beta2, in [0, 1) (default 0.999)")
+    t.add_argument("--decay-rate", dest="decay_rate", type=_hyperparameter("decay_rate"),
+                   default=None, help="RMSprop decay rate, in [0, 1) (default 0.99)")
     t.add_argument("--batchnorm", action=argparse.BooleanOptionalAction, default=True,
                    help="batch normalization after every hidden affine layer")
     t.add_argument("--dropout", type=_ratio, default=0.0, metavar="RATIO",
@@ -216,7 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--source", choices=("auto", "bundled", "full"), default="auto",
                    help="MNIST: full 70,000 digits (download), the bundled 10,000, or auto "
                         "(full when available, else bundled)")
-    t.add_argument("--out", default=DEFAULT_OUT, help="output directory")
+    t.add_argument("--out", default=DEFAULT_OUT,
+                   help="output directory (created, and checked writable, before training)")
+    t.add_argument("--check-data", dest="check_data", action=argparse.BooleanOptionalAction,
+                   default=True,
+                   help="check once, before training, that the inputs are finite and the "
+                        "labels in range (one pass over the data: ~10 ms for 60,000 digits)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(subparser=t)
 
@@ -236,7 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=_nonneg_int, default=0, help="random seed")
     e.add_argument("--quick", action="store_true",
                    help="a few seconds each: fewer iterations, trials and scales")
-    e.add_argument("--out", default=DEFAULT_OUT, help="output directory")
+    e.add_argument("--out", default=DEFAULT_OUT,
+                   help="output directory (created, and checked writable, before running)")
     e.add_argument("--set", dest="overrides", action="append", type=_override, default=[],
                    metavar="KEY=VALUE",
                    help="change one entry of the experiment's config (VALUE is JSON, else a "
@@ -287,6 +308,21 @@ def _warnings_as_notes(said: set[str]):
             _note(line)
 
 
+def _writable_dir(path: str) -> Path:
+    """``--out``: created if missing and proved writable (a temporary file is made and removed)
+    before any work, so that a long run cannot end in "cannot write" and lose its results."""
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise UserError(f"--out {path}: cannot create or write to this directory ({reason}); "
+                        "choose a writable directory with --out") from None
+    return out
+
+
 def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import numpy as np
 
@@ -311,6 +347,7 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     be = get_backend(args.backend, args.device)  # BackendUnavailableError/ValueError -> exit 1
     args.dtype = args.dtype or xpnet.default_dtype()
+    out = _writable_dir(args.out)
     with _warnings_as_notes(set()):
         (x_train, t_train), (x_test, t_test) = load_mnist_cached(args.source)
     net = MultiLayerNetExtend(
@@ -329,7 +366,7 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     trainer = Trainer(net, x_train, t_train, x_test, t_test, epochs=args.epochs,
                       mini_batch_size=args.batch_size, optimizer=args.optimizer,
                       optimizer_param=opt_kw, verbose=False, progress=not args.quiet,
-                      seed=args.seed)
+                      seed=args.seed, check_data=args.check_data)
     t0 = time.perf_counter()
     trainer.train()  # verbose: a progress bar with the loss and the accuracies of each epoch
     total = time.perf_counter() - t0
@@ -338,8 +375,6 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     history = trainer.history
     epoch_times = history["epoch_times"]
     per_epoch = float(np.median(epoch_times)) if epoch_times else float("nan")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     record = {
         "command": "train",
         "xpnet_version": xpnet.__version__,
@@ -350,6 +385,7 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             "weight_decay": args.weight_decay, "epochs": args.epochs,
             "batch_size": args.batch_size, "seed": args.seed, "dtype": args.dtype,
             "source": args.source, "n_train": len(x_train), "n_test": len(x_test),
+            "check_data": args.check_data,
         },
         "backend": be.name,
         "device": str(be.device),
@@ -382,21 +418,27 @@ def cmd_experiment(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
         return 0
     names = list(experiments.EXPERIMENTS) if args.name == "all" else [args.name]
     overrides = dict(args.overrides)
-    for name in names:
-        unknown = sorted(set(overrides) - set(experiments.get(name).FULL))
-        if unknown and args.name != "all":
-            args.subparser.error(f"{name} has no option {', '.join(unknown)}; its options are: "
-                                 f"{', '.join(experiments.get(name).FULL)}")
+    # a key is valid if the experiment (with 'all': any experiment) knows it; with 'all', each
+    # experiment takes the overrides it knows
+    known = {key for name in names for key in experiments.get(name).FULL}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        what = "no experiment has" if args.name == "all" else f"{args.name} has no"
+        args.subparser.error(f"{what} option {', '.join(unknown)}; valid options are: "
+                             f"{', '.join(sorted(known))}")
+    own = {name: {k: v for k, v in overrides.items() if k in experiments.get(name).FULL}
+           for name in names}
+    for name in names:  # values of the wrong kind fail here, before anything runs
+        experiments.config(name, quick=args.quick, **own[name])
     be = get_backend(args.backend, args.device)
+    _writable_dir(args.out)
     progress = False if args.quiet else None
     said: set[str] = set()
     for name in names:
         t0 = time.perf_counter()
         with _warnings_as_notes(said):
-            # with 'all', each experiment takes the overrides it knows
-            own = {k: v for k, v in overrides.items() if k in experiments.get(name).FULL}
             result = experiments.run(name, backend=be, seed=args.seed, quick=args.quick,
-                                     progress=progress, **own)
+                                     progress=progress, **own[name])
         json_path, png_path = experiments.save(result, args.out)
         print(f"{name}: {time.perf_counter() - t0:.1f} s -> {png_path}, {json_path}",
               flush=True)
@@ -474,13 +516,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _note("interrupted")
         return 130
-    except (UserError, ValueError, OSError, RuntimeError) as exc:
-        # BackendUnavailableError is a RuntimeError; ValueError covers bad devices, dtypes,
-        # optimizer parameters and sizes reported by the library itself.  XPNET_DEBUG=1 shows
-        # the traceback.
+    except (UserError, ValueError, TypeError, OSError, RuntimeError) as exc:
+        # BackendUnavailableError is a RuntimeError; ValueError / TypeError cover bad devices,
+        # dtypes, data, optimizer parameters, sizes and experiment options, reported by the
+        # library itself with the fix.  XPNET_DEBUG=1 shows the traceback.
         if os.environ.get("XPNET_DEBUG"):
             raise
         _note(f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+        return 1
+    except Exception as exc:  # a bug: still one line, saying how to see and report more
+        if os.environ.get("XPNET_DEBUG"):
+            raise
+        text = str(exc).splitlines()[0] if str(exc) else ""
+        _note(f"error: internal error ({type(exc).__name__}: {text}); rerun with "
+              "XPNET_DEBUG=1 for the traceback and please report it")
         return 1
 
 

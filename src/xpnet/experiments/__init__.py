@@ -25,7 +25,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-__all__ = ["EXPERIMENTS", "get", "run", "save"]
+__all__ = ["EXPERIMENTS", "config", "get", "run", "save"]
 
 #: Module names, in DESIGN.md's order.
 _MODULES = (
@@ -55,6 +55,20 @@ def get(name: str) -> ModuleType:
         raise KeyError(
             f"unknown experiment {name!r}; valid names are: {', '.join(EXPERIMENTS)}"
         ) from None
+
+
+def config(name: str, *, quick: bool = False, **overrides: Any) -> dict:
+    """The config experiment ``name`` would run with: its ``FULL`` config, shrunk when
+    ``quick``, with ``overrides`` applied -- checked without running anything (an unknown key
+    or a value of the wrong kind raises ``TypeError`` naming it).
+
+    >>> config("optimizer_paths", steps=10)["steps"]
+    10
+    """
+    from xpnet.experiments import _common
+
+    mod = get(name)
+    return _common.make_config(mod.FULL, getattr(mod, "QUICK", {}), quick, overrides)
 
 
 def run(name: str, **kwargs: Any) -> dict:

@@ -9,6 +9,7 @@ The general plumbing lives in public modules: :mod:`xpnet.progress` (bars),
 
 from __future__ import annotations
 
+import numbers
 import os
 import time
 from collections.abc import Iterator, Mapping
@@ -39,8 +40,35 @@ def make_config(full: Mapping[str, Any], quick_changes: Mapping[str, Any], quick
             f"unknown experiment option(s) {', '.join(unknown)}; "
             f"valid options are: {', '.join(sorted(cfg))}"
         )
+    for key, value in overrides.items():
+        _check_override(key, value, cfg[key])
     cfg.update(overrides)
     return cfg
+
+
+def _check_override(key: str, value: Any, default: Any) -> None:
+    """An override must have the kind of its default (a number for a number, a list for a
+    list, ...): ``--set steps=abc`` fails here, naming the option, not deep in the run."""
+    if default is None:
+        return
+    if isinstance(default, bool):
+        ok, what = isinstance(value, bool), "true or false"
+    elif isinstance(default, numbers.Integral):
+        ok, what = isinstance(value, numbers.Integral) and not isinstance(value, bool), \
+            "an integer"
+    elif isinstance(default, numbers.Real):
+        ok, what = isinstance(value, numbers.Real) and not isinstance(value, bool), "a number"
+    elif isinstance(default, (list, tuple)):
+        ok, what = isinstance(value, (list, tuple)), "a list (JSON, e.g. [1, 2])"
+    elif isinstance(default, Mapping):
+        ok, what = isinstance(value, Mapping), "a JSON object (e.g. {\"a\": 1})"
+    elif isinstance(default, str):
+        ok, what = isinstance(value, str), "a string"
+    else:
+        return
+    if not ok:
+        raise TypeError(f"experiment option {key} must be {what} like its default "
+                        f"{default!r}, got {value!r} ({type(value).__name__})")
 
 
 def result_dict(name: str, be: Backend, seed: int, quick: bool, cfg: Mapping, **parts) -> dict:
