@@ -257,9 +257,6 @@ def gradient_check(network: Any, x: Any, t: Any, *, h: float = 1e-4,
         * a float32 network: it is checked on a float64 copy (same constructor arguments,
           ``dtype="float64"``, parameters and batch-norm running statistics copied); the
           network itself is not touched;
-        * a single sample through batch normalization in training mode: the normalized
-          activations are all 0, everything before the batch norm gets a zero gradient both
-          ways, and the check passes without testing those layers;
         * dropout active: its masks are held fixed for the whole check (one mask per layer),
           or, for a dropout-like layer whose generator cannot be swapped, that they cannot be
           (the numerical gradient is then noise);
@@ -274,7 +271,10 @@ def gradient_check(network: Any, x: Any, t: Any, *, h: float = 1e-4,
     Raises
     ------
     ValueError
-        For ``h <= 0``, unknown names in ``params``, or a device without float64.
+        For ``h <= 0``, unknown names in ``params``, a device without float64, or a single
+        sample through batch normalization (its normalized activations would all be 0 and
+        everything before it would get a zero gradient both ways: the check would pass
+        without testing those layers; batch normalization refuses it in training anyway).
     TypeError
         For an object without ``params`` / ``gradient`` / ``loss``.
 
@@ -364,10 +364,11 @@ def gradient_check(network: Any, x: Any, t: Any, *, h: float = 1e-4,
                  if isinstance(layer, BatchNormalization) or "batchnorm" in
                  type(layer).__name__.lower()]
     if n_samples == 1 and batchnorm:
-        _warn(notes, f"a single sample through batch normalization ({', '.join(batchnorm)}) "
-                     "in training mode: the normalized activations are 0 and the layers "
-                     "before it get zero gradients both ways, so the check proves nothing "
-                     "about them; use a batch of several samples")
+        raise ValueError(
+            f"a single sample through batch normalization ({', '.join(batchnorm)}) in "
+            "training mode: the normalized activations are 0 and the layers before it get "
+            "zero gradients both ways, so the check would prove nothing about them; use a "
+            "batch of several samples")
 
     takes_flag = "train_flg" in inspect.signature(net.loss).parameters
 
