@@ -48,18 +48,34 @@ __all__ = ["as_float", "as_int", "check_features", "check_finite", "check_labels
 # --------------------------------------------------------------------------------------------
 
 
-def _dtype_kind(x: Any) -> str:
+#: (dtype, namespace) -> kind, for the dtypes of libraries without NumPy's ``dtype.kind``
+_KINDS: dict[tuple[Any, int], str] = {}
+
+
+def _dtype_kind(x: Any, xp: Any = None) -> str:
     """``'b'`` (bool), ``'i'`` (signed or unsigned integer), ``'f'`` (real float), ``'c'``
     (complex) or ``'?'`` (anything else: strings, objects) for an array of any library."""
-    kind = getattr(getattr(x, "dtype", None), "kind", None)  # NumPy (and CuPy) dtypes
+    dt = x.dtype
+    kind = getattr(dt, "kind", None)  # NumPy (and CuPy) dtypes
     if isinstance(kind, str):
-        return {"u": "i"}.get(kind, kind) if kind in "biufc" else "?"
-    xp = array_namespace(x)
+        return "i" if kind == "u" else kind if kind in "bifc" else "?"
+    xp = array_namespace(x) if xp is None else xp
+    key = (dt, id(xp))
+    try:
+        return _KINDS[key]
+    except (KeyError, TypeError):
+        pass
+    kind = "?"
     for name, k in (("bool", "b"), ("integral", "i"), ("real floating", "f"),
                     ("complex floating", "c")):
-        if xp.isdtype(x.dtype, name):
-            return k
-    return "?"
+        if xp.isdtype(dt, name):
+            kind = k
+            break
+    try:
+        _KINDS[key] = kind
+    except TypeError:
+        pass
+    return kind
 
 
 def _interval(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
@@ -174,7 +190,7 @@ def check_features(x: Any, input_size: int, *, name: str = "x", finite: bool = F
                          f"input_size is {input_size}")
     if shape[0] == 0:
         raise ValueError(f"{name} is an empty batch (shape {shape}): give at least one row")
-    kind = _dtype_kind(x)
+    kind = _dtype_kind(x, xp)
     if kind not in "bif":
         raise TypeError(f"{name} must hold real numbers, got dtype {x.dtype}"
                         + (" (drop the imaginary part first)" if kind == "c" else ""))
@@ -221,7 +237,7 @@ def check_labels(t: Any, num_classes: int, n: int | None = None, *, name: str = 
         ``t``'s namespace when the caller knows it.
     """
     shape = tuple(t.shape)
-    kind = _dtype_kind(t)
+    kind = _dtype_kind(t, xp)
     valid = (f"class indices of shape ({'N' if n is None else n},) or one-hot rows of shape "
              f"({'N' if n is None else n}, {num_classes})")
     if kind not in "bif":
