@@ -110,6 +110,37 @@ class Generator:
         u = self.uniform(shape, dt)
         return self.backend.xp.astype(u > (1.0 - keep), dt)
 
+    #: what kind of stream :meth:`get_state` describes; a state of another kind cannot be set
+    kind: str = ""
+
+    def get_state(self) -> dict[str, Any]:
+        """The generator's state as plain JSON types: ``{"kind": ..., ...}``.
+
+        :meth:`set_state` on a generator of the same :attr:`kind` continues the stream exactly
+        where this one is.  Kinds differ between libraries (and, for torch, between CPU and
+        CUDA): the state of one cannot be set on another.
+        """
+        raise NotImplementedError  # pragma: no cover - each room implements it
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Continue from a state returned by :meth:`get_state`.
+
+        Raises
+        ------
+        ValueError
+            If ``state`` is of another :attr:`kind` or malformed (the generator is unchanged).
+        """
+        raise NotImplementedError  # pragma: no cover - each room implements it
+
+    def _check_kind(self, state: Any) -> None:
+        kind = state.get("kind") if isinstance(state, dict) else None
+        if kind != self.kind:
+            raise ValueError(
+                f"a {self.kind} generator cannot continue the stream of a "
+                f"{kind or type(state).__name__} generator (random states do not carry over "
+                "between libraries or device types)"
+            )
+
 
 class HostGenerator(Generator):
     """Draws with NumPy's SFC64 on the host (the fastest of NumPy's bit generators: dropout
@@ -119,8 +150,28 @@ class HostGenerator(Generator):
         super().__init__(backend, seed)
         self._gen = np.random.Generator(np.random.SFC64(seed))
 
+    kind = "numpy.SFC64"
+
     def _place(self, host: np.ndarray) -> Any:
         return self.backend.asarray(host)
+
+    def get_state(self) -> dict[str, Any]:
+        st = self._gen.bit_generator.state
+        return {"kind": self.kind, "state": [int(v) for v in st["state"]["state"]],
+                "has_uint32": int(st["has_uint32"]), "uinteger": int(st["uinteger"])}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self._check_kind(state)
+        try:
+            words = np.array(state["state"], dtype=np.uint64)
+            if words.shape != (4,):
+                raise ValueError(f"expected 4 state words, got shape {words.shape}")
+            self._gen.bit_generator.state = {
+                "bit_generator": "SFC64", "state": {"state": words},
+                "has_uint32": int(state["has_uint32"]), "uinteger": int(state["uinteger"]),
+            }
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            raise ValueError(f"malformed {self.kind} generator state: {exc}") from exc
 
     def _host_dtype(self, dtype: Any) -> Any:
         return np.float64 if self.backend.dtype(dtype) == self.backend.xp.float64 else np.float32

@@ -69,6 +69,26 @@ class CupyGenerator(Generator):
         with self.backend.device:
             return self._gen.integers(0, int(high), int(size))
 
+    kind = "cupy.XORWOW"
+
+    def get_state(self) -> dict[str, Any]:
+        """CuPy's XORWOW state is per-thread cuRAND state on the device, with no public way to
+        read or restore it.  So capturing *re-seeds* the stream: a seed is drawn from it, the
+        generator continues from that seed, and the state is the seed -- a run and its resumed
+        copy continue alike from here, though not as a run that was never captured would."""
+        with self.backend.device:
+            seed = int(self._gen.integers(0, 2**62, 1).get()[0])
+            self._gen = self.backend.module.random.default_rng(seed)
+        return {"kind": self.kind, "seed": seed}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self._check_kind(state)
+        seed = state.get("seed")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"malformed {self.kind} generator state: seed {seed!r}")
+        with self.backend.device:
+            self._gen = self.backend.module.random.default_rng(seed)
+
 
 @register
 class CupyBackend(Backend):

@@ -7,6 +7,8 @@ namespace is ``array_api_compat.torch``.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from types import ModuleType
 from typing import Any
 
@@ -70,6 +72,27 @@ class TorchGenerator(Generator):
             self._gen.seed()
         else:
             self._gen.manual_seed(int(seed))
+
+    @property
+    def kind(self) -> str:  # type: ignore[override]
+        # MT19937 on the CPU, Philox on CUDA: states of one device type only
+        return f"torch.{self.backend.device.type}"
+
+    def get_state(self) -> dict[str, Any]:
+        raw = self._gen.get_state().cpu().numpy().tobytes()
+        return {"kind": self.kind, "state": base64.b64encode(raw).decode("ascii")}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self._check_kind(state)
+        try:
+            raw = base64.b64decode(state["state"], validate=True)
+            size = self._gen.get_state().numel()
+            if len(raw) != size:
+                raise ValueError(f"expected {size} bytes, got {len(raw)}")
+            self._gen.set_state(self.backend.module.frombuffer(bytearray(raw),
+                                                               dtype=self.backend.module.uint8))
+        except (KeyError, TypeError, ValueError, RuntimeError, binascii.Error) as exc:
+            raise ValueError(f"malformed {self.kind} generator state: {exc}") from exc
 
     def uniform(self, shape: tuple[int, ...], dtype: Any = "float32") -> Any:
         be = self.backend

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from xpnet.backend import Generator
+from xpnet.backend import Generator, to_host
 from xpnet.layers.base import Layer
 from xpnet.validation import as_float
 
@@ -72,6 +72,42 @@ class Dropout(Layer):
         if self.inverted:
             dx *= self._train_scale
         return dx
+
+    # -- the mask stream (checkpoints, moving between backends) -------------------------------
+
+    def get_rng_state(self) -> dict[str, Any] | None:
+        """The mask generator's state (:meth:`xpnet.backend.Generator.get_state`), or None
+        before the first training pass (the stream then starts from ``seed``)."""
+        return None if self._rng is None else self._rng.get_state()
+
+    def set_rng_state(self, state: dict[str, Any] | None) -> None:
+        """Continue the mask stream from a :meth:`get_rng_state` state; None restarts it from
+        ``seed``.
+
+        Raises
+        ------
+        ValueError
+            For a state of another generator kind (another library) or a malformed one; the
+            layer is unchanged.
+        """
+        if state is None:
+            self._rng = None
+            return
+        if self._backend is None:
+            raise ValueError("this Dropout has no backend yet (build it with backend=... or "
+                             "run it once) to set its random state on")
+        rng = self._backend.random(self.seed)
+        rng.set_state(state)
+        self._rng = rng
+
+    def draw_seed(self) -> int:
+        """An integer drawn from the mask stream, to seed a generator of another library with
+        (the stream then goes on, not from its start)."""
+        if self._rng is None:
+            if self._backend is None:
+                raise ValueError("this Dropout has no backend yet")
+            self._rng = self._backend.random(self.seed)
+        return int(to_host(self._rng.integers(2**62, 1))[0])
 
     def forward_inplace(self, x: Any) -> Any:
         """Inference only: ``x *= 1 - dropout_ratio`` in place (nothing when inverted)."""
