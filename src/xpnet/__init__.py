@@ -8,7 +8,7 @@ reference namespace ``array_api_strict``.  Switch with ``backend=``::
     net = xpnet.MultiLayerNetExtend(784, [100, 100], 10, use_batchnorm=True, backend="torch")
 """
 
-from xpnet import functions, init, layers, preprocessing
+from xpnet import checkpoint, functions, init, layers, network, preprocessing
 from xpnet.backend import (
     Backend,
     BackendUnavailableError,
@@ -20,7 +20,14 @@ from xpnet.backend import (
     set_default_backend,
     set_num_threads,
 )
+from xpnet.checkpoint import load
 from xpnet.ensemble import Ensemble, tta_predict
+from xpnet.errors import (
+    CheckpointError,
+    NonFiniteError,
+    TrainingDivergedError,
+    TrainingInterrupted,
+)
 from xpnet.gradcheck import GradientCheckWarning, gradient_check
 from xpnet.nets import MultiLayerNet, MultiLayerNetExtend
 from xpnet.optim import SGD, AdaGrad, Adam, Momentum, Nesterov, Optimizer, RMSprop, get_optimizer
@@ -34,16 +41,21 @@ __all__ = [
     "Adam",
     "Backend",
     "BackendUnavailableError",
+    "CheckpointError",
     "Ensemble",
     "GradientCheckWarning",
     "Momentum",
     "MultiLayerNet",
     "MultiLayerNetExtend",
     "Nesterov",
+    "NonFiniteError",
     "Optimizer",
     "RMSprop",
     "Trainer",
+    "TrainingDivergedError",
+    "TrainingInterrupted",
     "available_backends",
+    "checkpoint",
     "default_backend",
     "default_dtype",
     "functions",
@@ -53,6 +65,8 @@ __all__ = [
     "gradient_check",
     "init",
     "layers",
+    "load",
+    "network",
     "preprocessing",
     "set_default_backend",
     "set_num_threads",

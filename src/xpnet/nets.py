@@ -34,6 +34,7 @@ from xpnet.layers import (
     SoftmaxWithLoss,
     Tanh,
 )
+from xpnet.network import Network
 from xpnet.params import Layout, flat_views
 from xpnet.validation import as_float, as_int, check_features, check_labels, host_array
 
@@ -58,7 +59,7 @@ def _check_sizes(input_size: Any, hidden_size_list: Any, output_size: Any) -> li
     return [operator.index(s) for s in sizes]
 
 
-class MultiLayerNetExtend:
+class MultiLayerNetExtend(Network):
     """Fully connected network with optional batch normalization and dropout.
 
     ``Affine -> [BatchNorm] -> activation -> [Dropout]`` for each hidden layer, then
@@ -349,7 +350,8 @@ class MultiLayerNetExtend:
             correct = correct + xp.count_nonzero(hit)
         return self.backend.to_float(correct) / n
 
-    def gradient(self, x: Any, t: Any, *, copy: bool = False) -> dict[str, Any]:
+    def gradient(self, x: Any, t: Any, *, copy: bool = False,
+                 check_finite: bool = False) -> dict[str, Any]:
         """Gradients of ``loss(x, t, train_flg=True)`` by backpropagation.
 
         Returns a dict with the keys of ``params``; arrays on the backend.  The loss of this
@@ -359,6 +361,10 @@ class MultiLayerNetExtend:
         *next* call overwrites (as PyTorch's ``.grad``): replacing an entry of the dict is
         harmless, keeping the arrays across calls is not.  ``copy=True`` returns arrays of their
         own, to keep (``dict(g)`` or ``g.copy()`` would still share them).
+
+        ``check_finite=True`` raises :class:`xpnet.NonFiniteError` naming the loss and the
+        gradients that hold NaN or infinity -- for the book's hand-written loop; it waits for
+        the device once per call (:class:`xpnet.Trainer` checks once per epoch instead).
         """
         lam = self.weight_decay_lambda
         last = self.hidden_layer_num + 1
@@ -388,6 +394,8 @@ class MultiLayerNetExtend:
                     bn = self.layers[f"BatchNorm{idx}"]
                     grads[f"gamma{idx}"] = bn.dgamma
                     grads[f"beta{idx}"] = bn.dbeta
+        if check_finite:
+            self._raise_if_non_finite(self.last_loss, grads)
         if copy:
             return {k: self.xp.asarray(v, copy=True) for k, v in grads.items()}
         return grads

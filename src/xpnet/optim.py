@@ -23,14 +23,17 @@ import math
 from typing import Any
 
 from array_api_compat import array_namespace
+from array_api_compat import device as _device
 
-from xpnet.backend import Kernels, kernels_of
-from xpnet.params import Layout
+from xpnet.backend import Kernels, backend_of, get_backend, kernels_of, to_host
+from xpnet.errors import NonFiniteError
+from xpnet.params import Layout, non_finite_names
 from xpnet.validation import as_float
 
 __all__ = [
     "HYPERPARAMETER_RANGES",
     "OPTIMIZERS",
+    "OPTIMIZER_CLASSES",
     "SGD",
     "AdaGrad",
     "Adam",
@@ -78,6 +81,11 @@ def check_hyperparameter(name: str, value: Any) -> float:
     return as_float(value, name, low=low, high=high, low_open=low_open, high_open=high_open)
 
 
+#: Every optimizer class by name (subclasses register themselves when defined): what a
+#: checkpoint's optimizer class is looked up in.  :data:`OPTIMIZERS` lists the book's.
+OPTIMIZER_CLASSES: dict[str, type] = {}
+
+
 class Optimizer:
     """Base class: holds hyperparameters and per-parameter state; subclasses define ``_step``.
 
@@ -99,6 +107,12 @@ class Optimizer:
 
     #: names of the state arrays each parameter gets, created as zeros on first sight
     state_names: tuple[str, ...] = ()
+    #: integer attributes that count steps (Adam's ``iter``), saved with the state
+    counters: tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        OPTIMIZER_CLASSES[cls.__name__] = cls  # checkpoints find optimizers by class name
 
     def __init__(self, lr: float, *, fused: bool = True):
         self.lr = check_hyperparameter("lr", lr)
@@ -153,6 +167,8 @@ class Optimizer:
                         "an optimizer's state belongs to one network; make a new optimizer "
                         "for each network"
                     )
+                if old is not None:
+                    self._check_placement(key, p)
 
     def _check_layout(self, layout: Layout) -> None:
         mine = self._flat_layout
@@ -162,6 +178,210 @@ class Optimizer:
                 f"was given {_describe(layout)}: an optimizer's state belongs to one network; "
                 "make a new optimizer for each network"
             )
+
+    def _check_placement(self, key: str | None, p: Any) -> None:
+        """ValueError, naming both, when the state of ``key`` (None: the flat state) lives on
+        another library or device than the parameter ``p`` (the book's NumPy/CuPy mix)."""
+        if not self.state_names:
+            return
+        s = self._state(self.state_names[0], key)
+        if type(s) is type(p) and (type(p).__module__ == "numpy"
+                                   or _device(s) == _device(p)):
+            return
+        where = "its state" if key is None else f"its state for {key!r}"
+        raise ValueError(
+            f"this {type(self).__name__} keeps {where} on {_placement(s)}, but was handed "
+            f"parameters on {_placement(p)}: move the optimizer with "
+            f"optimizer.to(backend=..., device=...) (or move the network back), or make a new "
+            "optimizer"
+        )
+
+    def _check_finite(self, grads: dict[str, Any]) -> None:
+        """NonFiniteError naming the gradients that hold NaN or infinity."""
+        if not grads:
+            return
+        first = next(iter(grads.values()))
+        xp = array_namespace(first)
+        flat = grads.flat_view() if hasattr(grads, "flat_view") else None
+        bad = non_finite_names(xp, grads, flat=flat)
+        if bad:
+            raise NonFiniteError(
+                f"non-finite gradients (NaN or inf) for {', '.join(bad)}: nothing was updated",
+                bad)
+
+    # -- saving, loading and moving the state -------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """The optimizer's state: class, hyperparameters, step counters and state arrays.
+
+        Returns
+        -------
+        dict
+            ``{"class": "Adam", "hyperparameters": {...}, "counters": {"iter": 12},
+            "state": {"m": {"W1": array, ...}, "v": {...}}}`` -- the state arrays are the
+            optimizer's own (views of its flat buffers; copy them to keep them past the next
+            update).  Empty per-name dicts before the first update.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from xpnet.optim import Adam
+        >>> opt = Adam(lr=0.1)
+        >>> opt.update({"w": np.ones(2)}, {"w": np.ones(2)})
+        >>> sd = opt.state_dict()
+        >>> sd["class"], sd["counters"], sorted(sd["state"])
+        ('Adam', {'iter': 1}, ['m', 'v'])
+        """
+        return {
+            "class": type(self).__name__,
+            "hyperparameters": self.hyperparameters(),
+            "counters": {c: int(getattr(self, c)) for c in self.counters},
+            "state": {name: dict(self.state[name]) for name in self.state_names},
+        }
+
+    def load_state_dict(self, state: dict[str, Any], params: dict[str, Any] | None = None
+                        ) -> None:
+        """Continue from a :meth:`state_dict` (of an optimizer of this class).
+
+        Hyperparameters and counters are taken from ``state`` (as ``torch.optim`` does).  The
+        state arrays may be of any backend (NumPy arrays from a checkpoint, say); given
+        ``params`` (the network's ``params``), they are checked against its keys and shapes and
+        placed on its backend, device and dtype -- as one flat buffer per state name when
+        ``params`` is a :class:`~xpnet.params.ParamDict`, so the next update continues exactly.
+        Without ``params`` they are kept as given.
+
+        Raises
+        ------
+        ValueError
+            For another optimizer class, unknown or missing hyperparameters, values out of
+            range, or state arrays that do not fit ``params`` -- before anything changes.
+        """
+        hp, counters, arrays, probe = self._checked_state(state, params)
+        for k in hp:
+            setattr(self, k, getattr(probe, k))
+        for c, v in counters.items():
+            setattr(self, c, v)
+        self.state = {name: {} for name in self.state_names}
+        self._flat_state = {}
+        self._flat_layout = None
+        self._xp_type = None
+        layout = getattr(params, "layout", None)
+        flat = params.flat_view() if hasattr(params, "flat_view") else None
+        complete = all(set(arrays[name]) == set(layout.shapes) for name in self.state_names) \
+            if layout is not None else False
+        if flat is not None and complete and self.state_names:
+            be = backend_of(flat)
+            xp = be.xp
+            for name in self.state_names:
+                host = [to_host(arrays[name][key]).reshape(-1) for key in layout.shapes]
+                buf = be.asarray(_concat(host), dtype=flat.dtype, copy=True)
+                self._flat_state[name] = buf
+                self.state[name] = layout.views(xp, buf)
+            self._flat_layout = layout
+            return
+        for name in self.state_names:
+            for key, a in arrays[name].items():
+                if params is not None:
+                    p = params[key]
+                    a = backend_of(p).asarray(to_host(a), dtype=p.dtype, copy=True)
+                self.state[name][key] = a
+
+    def check_state_dict(self, state: Any, params: dict[str, Any] | None = None) -> None:
+        """Raise what :meth:`load_state_dict` would raise for ``state``, changing nothing."""
+        self._checked_state(state, params)
+
+    def _checked_state(self, state: Any, params: dict[str, Any] | None) -> tuple[Any, ...]:
+        """(hyperparameters, counters, arrays, an optimizer built from the hyperparameters)."""
+        name = type(self).__name__
+        if not isinstance(state, dict):
+            raise TypeError(f"state must be a dict from state_dict(), not {type(state).__name__}")
+        missing = [k for k in ("class", "hyperparameters", "counters", "state") if k not in state]
+        if missing:
+            raise ValueError(f"state is missing {missing} (not from {name}.state_dict()?)")
+        if state["class"] != name:
+            raise ValueError(f"state is of a {state['class']} optimizer; this is a {name}")
+        hp = state["hyperparameters"]
+        want = set(self.hyperparameters())
+        if not isinstance(hp, dict) or set(hp) != want:
+            raise ValueError(f"{name} hyperparameters must be {sorted(want)}, got "
+                             f"{sorted(hp) if isinstance(hp, dict) else hp!r}")
+        counters = state["counters"]
+        if not isinstance(counters, dict) or set(counters) != set(self.counters):
+            raise ValueError(f"{name} counters must be {list(self.counters)}, got {counters!r}")
+        for c, v in counters.items():
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"counter {c} must be an integer >= 0, got {v!r}")
+        arrays = state["state"]
+        if not isinstance(arrays, dict) or set(arrays) != set(self.state_names):
+            raise ValueError(f"{name} state must have the arrays {list(self.state_names)}, got "
+                             f"{sorted(arrays) if isinstance(arrays, dict) else arrays!r}")
+        keys = None
+        for sname, per_key in arrays.items():
+            if not isinstance(per_key, dict):
+                raise ValueError(f"state[{sname!r}] must be a dict of arrays by parameter name")
+            if keys is None:
+                keys = set(per_key)
+            elif set(per_key) != keys:
+                raise ValueError(f"state arrays {list(self.state_names)} cover different "
+                                 "parameters")
+            for key, a in per_key.items():
+                shape = _shape(a)
+                if params is not None:
+                    if key not in params:
+                        raise ValueError(f"state[{sname!r}] has an array for {key!r}, which is "
+                                         "not a parameter")
+                    if shape != _shape(params[key]):
+                        raise ValueError(
+                            f"state[{sname!r}][{key!r}] has shape {shape}, but params[{key!r}] "
+                            f"has shape {_shape(params[key])}")
+        # the constructor checks the values: the book's class this one is (a subclass may have
+        # a constructor of its own)
+        base = next((c for c in type(self).__mro__ if c in OPTIMIZERS.values()), type(self))
+        try:
+            probe = base(**hp, fused=self.fused)
+        except TypeError as exc:
+            raise ValueError(f"{name} hyperparameters {hp!r}: {exc}") from exc
+        return dict(hp), dict(counters), arrays, probe
+
+    def to(self, backend: Any = None, device: Any = None, dtype: Any = None) -> Optimizer:
+        """Move the state arrays to another backend, device or dtype, in place; returns self.
+
+        ``backend=None`` keeps the state's library (``opt.to(device="cuda:1")``), ``dtype=None``
+        its dtype.  An optimizer without state yet has nothing to move.  Use it with
+        :meth:`xpnet.MultiLayerNetExtend.to`::
+
+            net.to("torch"); opt.to("torch")
+        """
+        arrays = list(self._flat_state.values())
+        if not arrays:
+            arrays = [a for store in self.state.values() for a in store.values()]
+        if not arrays:
+            if backend is not None or device is not None:
+                get_backend(backend, device)  # still refuse an unknown backend or device
+            return self
+        here = backend_of(arrays[0])
+        target = get_backend(here if backend is None else backend, device)
+
+        def move(a: Any) -> Any:
+            dt = a.dtype if dtype is None else target.dtype(dtype)
+            if target.is_array(a):
+                return target.asarray(a, dtype=dt, copy=True)
+            host = to_host(a)
+            if dtype is None:
+                return target.asarray(host, copy=True)
+            return target.asarray(host, dtype=dt, copy=True)
+
+        if self._flat_state:
+            layout = self._flat_layout
+            for name in self.state_names:
+                buf = move(self._flat_state[name])
+                self._flat_state[name] = buf
+                self.state[name] = layout.views(target.xp, buf)
+        else:
+            for name in self.state_names:
+                self.state[name] = {k: move(a) for k, a in self.state[name].items()}
+        self._xp_type = None  # namespace and kernels are looked up again at the next step
+        return self
 
     # -- state --------------------------------------------------------------------------------
 
@@ -191,15 +411,25 @@ class Optimizer:
 
     # -- the update ---------------------------------------------------------------------------
 
-    def update(self, params: dict[str, Any], grads: dict[str, Any]) -> None:
+    def update(self, params: dict[str, Any], grads: dict[str, Any], *,
+               check_finite: bool = False) -> None:
         """Update ``params`` in place from ``grads`` (same keys and shapes).
+
+        ``check_finite=True`` first checks the gradients for NaN and infinity (one wait for the
+        device) and raises :class:`xpnet.NonFiniteError` naming them, before anything is
+        updated.
 
         Raises
         ------
         ValueError
-            If a parameter has no gradient, a gradient has no parameter or another shape, or
-            the optimizer's state was built for other parameters -- before anything is updated.
+            If a parameter has no gradient, a gradient has no parameter or another shape, the
+            optimizer's state was built for other parameters, or it lives on another backend or
+            device than the parameters -- before anything is updated.
+        NonFiniteError
+            With ``check_finite=True``, for non-finite gradients.
         """
+        if check_finite:
+            self._check_finite(grads)
         flat_p = params.flat_view() if hasattr(params, "flat_view") else None
         if flat_p is not None and getattr(grads, "layout", None) is params.layout:
             flat_g = grads.flat_view()
@@ -207,6 +437,8 @@ class Optimizer:
                 self._check_layout(params.layout)
                 if self._flat_layout is None:
                     self._check_keys_and_shapes(params, grads)  # per-key state built before
+                else:
+                    self._check_placement(None, flat_p)
                 self._begin_step()
                 self._ns(flat_p)
                 if self.state_names:
@@ -241,6 +473,21 @@ class Optimizer:
 
 def _shape(x: Any) -> tuple[int, ...]:
     return tuple(getattr(x, "shape", ()))
+
+
+def _placement(x: Any) -> str:
+    """``"numpy (cpu)"``, ``"torch (cuda:0)"``: where an array lives, for messages."""
+    try:
+        be = backend_of(x)
+    except TypeError:
+        return type(x).__name__
+    return f"{be.name} ({be.device_name})"
+
+
+def _concat(parts: list[Any]) -> Any:
+    """Host 1-D arrays joined into one (NumPy, through the arrays' own namespace)."""
+    xp = array_namespace(parts[0])
+    return xp.concat(parts) if len(parts) > 1 else parts[0]
 
 
 def _describe(layout: Layout) -> str:
@@ -388,6 +635,7 @@ class Adam(Optimizer):
     """
 
     state_names = ("m", "v")
+    counters = ("iter",)
 
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, *,
                  eps: float = 1e-7, fused: bool = True):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["Layout", "ParamDict", "flat_views"]
+__all__ = ["Layout", "ParamDict", "flat_views", "non_finite_names"]
 
 
 class Layout:
@@ -96,3 +96,43 @@ def flat_views(xp: Any, flat: Any, layout: Layout) -> ParamDict | None:
     if not aliased:
         return None
     return pd
+
+
+def non_finite_names(xp: Any, arrays: dict[str, Any], *, flat: Any = None,
+                     extra: dict[str, Any] | None = None) -> list[str]:
+    """Names of the arrays that hold NaN or infinity (``[]`` when all are finite).
+
+    One device synchronization when everything is finite: the checks are combined on the
+    device and read once (``flat``, when given, is the buffer all of ``arrays`` are views of,
+    checked in one pass instead of per array).  Only when something is non-finite are the
+    arrays checked one by one, to name them.
+
+    Parameters
+    ----------
+    xp : namespace
+    arrays : dict of str to array
+    flat : array, optional
+        A buffer that ``arrays`` are views of (a :class:`ParamDict`'s ``flat``).
+    extra : dict of str to array, optional
+        More arrays to check and name first (a loss).
+
+    >>> import numpy as np
+    >>> import array_api_compat.numpy as xp
+    >>> non_finite_names(xp, {"W": np.array([1.0, np.nan]), "b": np.zeros(2)})
+    ['W']
+    """
+    named = dict(extra or {})
+    checks = [xp.all(xp.isfinite(a)) for a in named.values()]
+    if flat is not None:
+        checks.append(xp.all(xp.isfinite(flat)))
+    else:
+        checks.extend(xp.all(xp.isfinite(a)) for a in arrays.values())
+    if not checks:
+        return []
+    ok = checks[0]
+    for c in checks[1:]:
+        ok = xp.logical_and(ok, c)
+    if bool(ok):
+        return []
+    named.update(arrays)
+    return [k for k, a in named.items() if not bool(xp.all(xp.isfinite(a)))]
