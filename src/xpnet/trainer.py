@@ -13,18 +13,34 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import math
+import os
+import signal
+import sys
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from xpnet.devicelog import DeviceLog
+from xpnet.errors import CheckpointError, TrainingDivergedError, TrainingInterrupted
 from xpnet.optim import Optimizer, get_optimizer
 from xpnet.progress import progress as _progress
 from xpnet.validation import as_int
 
-__all__ = ["Trainer", "train_steps"]
+__all__ = ["BEST_CHECKPOINT", "LAST_CHECKPOINT", "Trainer", "train_steps"]
+
+#: File names in a Trainer's ``checkpoint_dir``.
+LAST_CHECKPOINT = "last.safetensors"
+BEST_CHECKPOINT = "best.safetensors"
+#: Version of the Trainer's part of a checkpoint's metadata.
+TRAINER_STATE_VERSION = 1
 
 
 def train_steps(runs: Mapping[Any, tuple[Any, Any]], x: Any, t: Any, batches: Iterable[Any],
@@ -192,6 +208,31 @@ class Trainer:
         60,000 x 784 float32 on one core, a third of the float64 -> float32 copy the data
         needs anyway; nothing for integer inputs) and a min/max of the labels; for data
         already on a GPU, one wait for the device per array.  ``False`` skips it.
+    checkpoint_dir : str or os.PathLike, optional
+        A folder (created if needed) for checkpoints (see :mod:`xpnet.checkpoint`):
+        ``last.safetensors`` written at the end of every epoch and on an interruption, and
+        ``best.safetensors`` whenever the test accuracy is the best so far.  Each holds the
+        network, the optimizer's state and, in its metadata, everything else the run needs to
+        continue: the history, the epoch and step counters and the batch-order stream (the
+        dropout streams are saved with the network).  One file rather than a checkpoint plus
+        a side-car JSON: it is replaced in one atomic rename, so the weights and the history
+        can never be from different steps.  Files of an earlier run are replaced.
+    resume : bool
+        Continue the run saved in ``checkpoint_dir``'s ``last.safetensors``: it is read and
+        restored here, into ``network`` and this Trainer's optimizer (same class; the saved
+        hyperparameters win), and ``train()`` then runs until ``epochs`` epochs in all are done.
+        Run with the same data, ``mini_batch_size`` and network, the result equals that of an
+        uninterrupted run (bit for bit on NumPy and on the same device elsewhere).
+
+    Raises
+    ------
+    TrainingDivergedError
+        From :meth:`train`, when a step loss is NaN or infinite (checked once per epoch, on the
+        losses copied to the host anyway).  The last good checkpoint is kept.
+    TrainingInterrupted
+        From :meth:`train`, on SIGINT (Ctrl-C) or SIGTERM: training stops after the current
+        step, saves ``last.safetensors`` (with ``checkpoint_dir``) and raises this
+        ``KeyboardInterrupt``.  A second signal aborts at once.
 
     Attributes
     ----------
@@ -218,6 +259,9 @@ class Trainer:
 
     If training is interrupted (``KeyboardInterrupt`` or an error), every completed step's loss
     is still in ``train_loss_list``.
+
+    The signal handlers are installed only while :meth:`train` runs, and only in the main
+    thread (Python delivers signals there); the previous handlers are put back afterwards.
     """
 
     def __init__(self, network: Any, x_train: Any, t_train: Any, x_test: Any, t_test: Any,
@@ -226,7 +270,8 @@ class Trainer:
                  evaluate_sample_num_per_epoch: int | None = None, verbose: bool = True,
                  *, seed: int | None = None, progress: bool | None = None,
                  on_epoch_end: Callable[[Trainer], Any] | None = None,
-                 check_data: bool = True):
+                 check_data: bool = True,
+                 checkpoint_dir: str | os.PathLike[str] | None = None, resume: bool = False):
         self.epochs = as_int(epochs, "epochs")
         self.batch_size = as_int(mini_batch_size, "mini_batch_size")
         self.evaluate_sample_num_per_epoch = as_int(
@@ -262,27 +307,77 @@ class Trainer:
         self.train_acc_list: list[float] = []
         self.test_acc_list: list[float] = []
         self.epoch_times: list[float] = []
+        self._init_checkpointing(checkpoint_dir, resume)
 
     # -- one epoch --------------------------------------------------------------------------
 
-    def _run_epoch(self, bar: Any) -> None:
+    def _run_epoch(self, bar: Any) -> bool:
+        """Run the rest of the current epoch; False when a signal stopped it part-way."""
         be = self.backend
         t0 = time.perf_counter()
+        start = self._step_in_epoch
+        if start == 0:
+            self._epoch_rng_state = copy.deepcopy(self._rng.bit_generator.state)
+        else:  # continuing an epoch: its permutation again, from the state it was drawn with
+            self._rng.bit_generator.state = copy.deepcopy(self._epoch_rng_state)
         order = be.asarray(self._rng.permutation(self.train_size))
-        bs = self.batch_size
-        batches = (order[i * bs:(i + 1) * bs] for i in range(self.iter_per_epoch))
         log = DeviceLog(be)  # flushed once, at the end of the epoch
+        first_iter = self.current_iter
         try:
             train_steps({"net": (self.network, self.optimizer)}, self.x_train, self.t_train,
-                        batches, {"net": log}, bar, xp=be.xp)
+                        self._batches(order, start), {"net": log}, bar, xp=be.xp)
         finally:  # an interrupted epoch keeps the losses of its completed steps
             losses = log.values()
             self.train_loss_list.extend(losses)
             self.current_iter += len(losses)
+            self._step_in_epoch = start + len(losses)
+            self._epoch_elapsed += time.perf_counter() - t0
+        self._check_losses(losses, first_iter)
+        if self._step_in_epoch < self.iter_per_epoch:
+            return False
+        t1 = time.perf_counter()
         self.current_epoch += 1
+        self._step_in_epoch = 0
         self._evaluate()
         be.synchronize()
-        self.epoch_times.append(time.perf_counter() - t0)
+        self.epoch_times.append(self._epoch_elapsed + (time.perf_counter() - t1))
+        self._epoch_elapsed = 0.0
+        return True
+
+    def _batches(self, order: Any, start: int) -> Iterator[Any]:
+        """The index arrays of the epoch's steps from ``start``, until a signal asks to stop."""
+        bs = self.batch_size
+        for i in range(start, self.iter_per_epoch):
+            if self._stop_signal is not None:
+                return
+            yield order[i * bs:(i + 1) * bs]
+
+    def _check_losses(self, losses: list[float], first_iter: int) -> None:
+        """TrainingDivergedError at the first non-finite loss (read on the host anyway)."""
+        bad = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
+        if bad is None:
+            return
+        step = first_iter + bad + 1
+        last = first_iter + bad - 1  # index of the loss before it, in train_loss_list
+        last_finite = self.train_loss_list[last] if last >= 0 else None
+        lr = float(getattr(self.optimizer, "lr", float("nan")))
+        epoch = self.current_epoch + 1
+        span = (first_iter + 1, first_iter + len(losses))
+        saved = self._last_saved
+        if saved is not None:
+            kept = (f"the last good checkpoint is kept: {saved[0]} (epoch {saved[1]}"
+                    + (f", step {saved[2]}" if saved[2] else "") + ")")
+        else:
+            kept = ("no checkpoint was written (give checkpoint_dir= to keep one)"
+                    if self.checkpoint_dir is None else "no checkpoint was written yet")
+        last_text = ("none before it" if last_finite is None
+                     else f"{last_finite:.6g} at step {step - 1}")
+        raise TrainingDivergedError(
+            f"training diverged: the loss is {losses[bad]} at step {step} (epoch {epoch}; "
+            f"steps {span[0]}-{span[1]} were checked together), lr={lr:g}; last finite loss "
+            f"{last_text}; {kept}.  Try a smaller learning rate, or look for NaN/inf in the "
+            "data.", epoch=epoch, step=step, step_range=span, lr=lr,
+            last_finite_loss=last_finite, checkpoint=None if saved is None else saved[0])
 
     def _evaluate(self) -> None:
         n = self.evaluate_sample_num_per_epoch
@@ -297,18 +392,41 @@ class Trainer:
     # -- public -----------------------------------------------------------------------------
 
     def train(self) -> dict[str, Any]:
-        """Run all epochs; return :attr:`history`."""
-        bar = self._progress_bar()
+        """Run all epochs; return :attr:`history`.
+
+        Each call runs ``epochs`` more epochs, except after ``resume=True`` or an interruption,
+        when it runs until the interrupted run's total is done.
+
+        Raises
+        ------
+        TrainingDivergedError
+            At the end of the epoch in which a step loss became NaN or infinite.
+        TrainingInterrupted
+            After SIGINT or SIGTERM, once the state is saved.
+        """
+        target = self._pending_target
+        if target is None:
+            target = self.current_epoch + self.epochs
+        self._pending_target = None
+        remaining = max(target - self.current_epoch, 0) * self.iter_per_epoch
+        bar = self._progress_bar(max(remaining - self._step_in_epoch, 0))
+        self._stop_signal = None
         try:
-            for _ in range(self.epochs):
-                self._run_epoch(bar)
-                if self.progress:
-                    self._report_epoch(bar)
-                if self.on_epoch_end is not None:
-                    try:
-                        self.on_epoch_end(self)
-                    except StopIteration:
-                        break
+            with self._signal_handlers():
+                while self.current_epoch < target and self._stop_signal is None:
+                    if not self._run_epoch(bar):
+                        break  # stopped by a signal part-way
+                    self._save_epoch_checkpoints()
+                    if self.progress:
+                        self._report_epoch(bar)
+                    if self.on_epoch_end is not None:
+                        try:
+                            self.on_epoch_end(self)
+                        except StopIteration:
+                            break
+                if self._stop_signal is not None:
+                    self._pending_target = target
+                    self._stop_after_signal()
         finally:
             if bar is not None:
                 bar.close()
@@ -335,11 +453,225 @@ class Trainer:
             "device": str(self.backend.device),
         }
 
-    def _progress_bar(self) -> Any:
+    def _progress_bar(self, total: int | None = None) -> Any:
         if not self.progress:
             return None
-        return _progress(total=self.max_iter, desc="train", unit="step", enabled=True,
-                         leave=True)
+        return _progress(total=self.max_iter if total is None else total, desc="train",
+                         unit="step", enabled=True, leave=True)
+
+    # -- checkpoints, resuming and signals ----------------------------------------------------
+
+    def _init_checkpointing(self, checkpoint_dir: Any, resume: bool) -> None:
+        if checkpoint_dir is not None and not isinstance(checkpoint_dir, (str, os.PathLike)):
+            raise TypeError(f"checkpoint_dir must be a str or os.PathLike, not "
+                            f"{type(checkpoint_dir).__name__}")
+        self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+        if resume and self.checkpoint_dir is None:
+            raise ValueError("resume=True needs checkpoint_dir= (the folder of the run to "
+                             "continue)")
+        #: plain JSON saved with every checkpoint (``xpnet train`` keeps its arguments here)
+        self.checkpoint_metadata: dict[str, Any] = {}
+        self.best_test_acc: float | None = None
+        self.best_epoch: int | None = None
+        self._step_in_epoch = 0  # steps of the current, unfinished epoch already taken
+        self._epoch_rng_state: dict[str, Any] | None = None  # batch order before its draw
+        self._epoch_elapsed = 0.0
+        self._pending_target: int | None = None
+        self._stop_signal: int | None = None
+        self._last_saved: tuple[Path, int, int] | None = None
+        if self.checkpoint_dir is not None:
+            self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            if resume:
+                self.restore_checkpoint(self.checkpoint_dir / LAST_CHECKPOINT)
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """The Trainer's own state (not the network's nor the optimizer's), as plain JSON."""
+        mid_epoch = self._step_in_epoch > 0
+        return {
+            "version": TRAINER_STATE_VERSION,
+            "epoch": self.current_epoch,
+            "step_in_epoch": self._step_in_epoch,
+            "iter": self.current_iter,
+            "train_size": self.train_size,
+            "batch_size": self.batch_size,
+            "iter_per_epoch": self.iter_per_epoch,
+            "batch_rng": copy.deepcopy(self._epoch_rng_state if mid_epoch
+                                       else self._rng.bit_generator.state),
+            "epoch_elapsed": self._epoch_elapsed,
+            "history": {"train_loss": list(self.train_loss_list),
+                        "train_acc": list(self.train_acc_list),
+                        "test_acc": list(self.test_acc_list),
+                        "epoch_times": list(self.epoch_times)},
+            "best_test_acc": self.best_test_acc,
+            "best_epoch": self.best_epoch,
+        }
+
+    def save_checkpoint(self, path: str | os.PathLike[str]) -> Path:
+        """Write everything needed to continue this run to ``path`` (one ``.safetensors``
+        file): the network, the optimizer and :meth:`checkpoint_state`."""
+        from xpnet.checkpoint import save
+
+        path = save(self.network, path, optimizer=self.optimizer,
+                    extra={"trainer": self.checkpoint_state(), "user": self.checkpoint_metadata})
+        self._last_saved = (path, self.current_epoch, self._step_in_epoch)
+        return path
+
+    def restore_checkpoint(self, path: str | os.PathLike[str]) -> None:
+        """Continue the run saved in ``path`` (what ``resume=True`` does with ``last.safetensors``).
+
+        Everything is checked before anything changes: the file, the network (class, names,
+        shapes), the optimizer's class, and that the data and ``mini_batch_size`` give the same
+        epochs as the saved run.
+
+        Raises
+        ------
+        FileNotFoundError
+            If there is no such file.
+        CheckpointError
+            If the file is damaged, or was not written by a Trainer.
+        ValueError
+            If the run does not fit this Trainer.
+        """
+        from xpnet.checkpoint import read
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no checkpoint to resume: {path} does not exist (train "
+                                    "without resume to start a run there)")
+        ck = read(path)
+        extra = ck.extra if isinstance(ck.extra, dict) else {}
+        state = extra.get("trainer")
+        if not isinstance(state, dict):
+            raise CheckpointError(path, "holds no Trainer state (written by net.save, not by a "
+                                        "Trainer): load it with xpnet.load instead")
+        rng = self._checked_trainer_state(path, ck, state)
+        ck.restore(self.network, self.optimizer)  # checks, then copies
+        history = state["history"]
+        self.train_loss_list = [float(v) for v in history["train_loss"]]
+        self.train_acc_list = [float(v) for v in history["train_acc"]]
+        self.test_acc_list = [float(v) for v in history["test_acc"]]
+        self.epoch_times = [float(v) for v in history["epoch_times"]]
+        self.current_epoch = state["epoch"]
+        self.current_iter = state["iter"]
+        self._step_in_epoch = state["step_in_epoch"]
+        self._epoch_elapsed = float(state.get("epoch_elapsed") or 0.0)
+        self._rng = rng
+        self._epoch_rng_state = copy.deepcopy(rng.bit_generator.state) \
+            if self._step_in_epoch else None
+        self.best_test_acc = state.get("best_test_acc")
+        self.best_epoch = state.get("best_epoch")
+        user = extra.get("user")
+        self.checkpoint_metadata = dict(user) if isinstance(user, dict) else {}
+        self._pending_target = self.epochs
+        self._last_saved = (path, self.current_epoch, self._step_in_epoch)
+
+    def _checked_trainer_state(self, path: Path, ck: Any, state: dict[str, Any]) -> Any:
+        """Check the Trainer's part of a checkpoint; return the batch-order generator."""
+        def bad(problem: str) -> CheckpointError:
+            return CheckpointError(path, problem)
+
+        version = state.get("version")
+        if not isinstance(version, int) or version > TRAINER_STATE_VERSION:
+            raise bad(f"holds Trainer state of version {version!r}; this xpnet reads "
+                      f"{TRAINER_STATE_VERSION}: upgrade xpnet")
+        for key, mine in (("train_size", self.train_size), ("batch_size", self.batch_size),
+                          ("iter_per_epoch", self.iter_per_epoch)):
+            if state.get(key) != mine:
+                raise ValueError(
+                    f"{path} continues a run with {key}={state.get(key)!r}, but this Trainer has "
+                    f"{key}={mine}: resume with the same training data and mini_batch_size")
+        if not ck.has_optimizer:
+            raise bad("holds no optimizer state")
+        saved_opt = ck.header["optimizer"]
+        if saved_opt["class"] != type(self.optimizer).__name__:
+            raise ValueError(f"{path} continues a run with the {saved_opt['class']} optimizer, "
+                             f"but this Trainer's is {type(self.optimizer).__name__}")
+        mine = self.optimizer.hyperparameters()
+        if saved_opt["hyperparameters"] != mine:
+            warnings.warn(f"{path}: resuming with the saved {saved_opt['class']} "
+                          f"hyperparameters {saved_opt['hyperparameters']}, not {mine}",
+                          stacklevel=4)
+        try:
+            config = self.network.get_config()
+        except (TypeError, ValueError):
+            config = None
+        if config is not None and config != ck.config:
+            diff = sorted(k for k in set(config) | set(ck.config)
+                          if config.get(k) != ck.config.get(k))
+            warnings.warn(f"{path}: the network was saved with other arguments ({', '.join(diff)}"
+                          f"); its saved state is loaded into this one", stacklevel=4)
+        try:
+            history = state["history"]
+            lists = [history[k] for k in ("train_loss", "train_acc", "test_acc", "epoch_times")]
+            epoch, step, it = state["epoch"], state["step_in_epoch"], state["iter"]
+            ints = all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                       for v in (epoch, step, it))
+            consistent = ints and step < self.iter_per_epoch \
+                and it == epoch * self.iter_per_epoch + step and len(lists[0]) == it \
+                and len(lists[1]) == len(lists[2]) == epoch and len(lists[3]) == epoch
+            values_ok = all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                            for lst in lists for v in lst)
+        except (KeyError, TypeError):
+            consistent = values_ok = False
+        if not (consistent and values_ok):
+            raise bad("holds inconsistent Trainer state (counters and history do not agree)")
+        rng = np.random.default_rng()
+        try:
+            rng.bit_generator.state = state["batch_rng"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise bad(f"holds a malformed batch-order random state ({exc})") from None
+        return rng
+
+    def _save_epoch_checkpoints(self) -> None:
+        """``best`` when the test accuracy is the best so far, then ``last``."""
+        if self.checkpoint_dir is None:
+            return
+        acc = self.test_acc_list[-1] if self.test_acc_list else None
+        if acc is not None and (self.best_test_acc is None or acc > self.best_test_acc):
+            self.best_test_acc, self.best_epoch = acc, self.current_epoch
+            self.save_checkpoint(self.checkpoint_dir / BEST_CHECKPOINT)
+        self.save_checkpoint(self.checkpoint_dir / LAST_CHECKPOINT)
+
+    def _stop_after_signal(self) -> None:
+        """Save (with a checkpoint_dir) and raise TrainingInterrupted."""
+        signum = self._stop_signal
+        path = None
+        if self.checkpoint_dir is not None:
+            path = self.checkpoint_dir / LAST_CHECKPOINT
+            if self._last_saved != (path, self.current_epoch, self._step_in_epoch):
+                self.save_checkpoint(path)
+        name = signal.Signals(signum).name
+        where = (f"epoch {self.current_epoch + 1}, step {self._step_in_epoch}/"
+                 f"{self.iter_per_epoch}" if self._step_in_epoch
+                 else f"the end of epoch {self.current_epoch}")
+        saved = f"saved {path}" if path is not None else "nothing saved (no checkpoint_dir)"
+        raise TrainingInterrupted(f"training stopped by {name} at {where}; {saved}",
+                                  signal=signum, checkpoint=path)
+
+    @contextlib.contextmanager
+    def _signal_handlers(self) -> Iterator[None]:
+        """SIGINT/SIGTERM ask to stop after the current step (a second one aborts), while the
+        block runs in the main thread; the previous handlers are restored after it."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum: int, frame: Any) -> None:
+            if self._stop_signal is not None:
+                raise KeyboardInterrupt  # the second signal: stop at once
+            self._stop_signal = signum
+            print(f"\n{signal.Signals(signum).name}: stopping after this step and saving "
+                  "(again to abort at once)", file=sys.stderr, flush=True)
+
+        previous = {}
+        try:
+            for sig in (signal.SIGINT, getattr(signal, "SIGTERM", None)):
+                if sig is not None:
+                    previous[sig] = signal.signal(sig, handler)
+            yield
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, signal.SIG_DFL if old is None else old)
 
     def _report_epoch(self, bar: Any) -> None:
         loss = self.train_loss_list[-1] if self.train_loss_list else float("nan")
