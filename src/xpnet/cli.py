@@ -3,13 +3,17 @@
 ::
 
     xpnet train [--backend torch] [--epochs 10] ...   train MultiLayerNetExtend on MNIST
+    xpnet train --checkpoint-dir DIR --resume          continue an interrupted run
+    xpnet predict MODEL [--input FILE]                 predicted digits of a saved network
+    xpnet evaluate MODEL [--input FILE --labels FILE]  its accuracy
     xpnet experiment NAME|all|list [--quick] ...       reproduce a figure (PNG + JSON)
     xpnet info                                         backends, devices, library versions
     xpnet bench ...                                    the benchmark harness (xpnet.benchmark)
 
 User mistakes (an unknown backend or optimizer, bad sizes, a backend that is not installed)
 end with a one-line message on stderr and a non-zero exit status: 2 for bad arguments, 1 for
-failures at run time.
+failures at run time (a damaged checkpoint, a diverged run), 130 when Ctrl-C (SIGINT) stopped
+``xpnet train`` -- after it saved its checkpoint -- and 143 for SIGTERM.
 """
 
 from __future__ import annotations
@@ -237,8 +241,39 @@ def build_parser() -> argparse.ArgumentParser:
                    default=True,
                    help="check once, before training, that the inputs are finite and the "
                         "labels in range (one pass over the data: ~10 ms for 60,000 digits)")
+    t.add_argument("--checkpoint-dir", dest="checkpoint_dir", default=None, metavar="DIR",
+                   help="where last.safetensors (every epoch, and on Ctrl-C/SIGTERM) and "
+                        "best.safetensors (best test accuracy) go (default: OUT/checkpoints)")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run saved in the checkpoint folder: its network, "
+                        "optimizer and data options are used (--epochs may raise the total)")
+    t.add_argument("--save", default=None, metavar="FILE",
+                   help="also write the trained network to FILE (.safetensors) at the end, for "
+                        "'xpnet predict' / 'xpnet evaluate' / xpnet.load")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(subparser=t)
+
+    # -- predict / evaluate -------------------------------------------------------------------
+    model_help = ("a checkpoint (.safetensors, from 'xpnet train --save', net.save or a "
+                  "checkpoint folder's files) or a checkpoint folder (its best.safetensors, "
+                  "else last.safetensors)")
+    input_help = ("images: a .npy file of shape (N, 784) or (N, 28, 28) (uint8 pixels are "
+                  "scaled to [0, 1]) or an MNIST IDX images file (.gz too); default: the 2,000 "
+                  "bundled test digits")
+    for cmd, helptext in (("predict", "print the digits a saved network predicts"),
+                          ("evaluate", "report the accuracy of a saved network")):
+        c = sub.add_parser(cmd, help=helptext, description=helptext[0].upper() + helptext[1:]
+                           + " (loads on any backend).",
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        c.add_argument("model", metavar="MODEL", help=model_help)
+        c.add_argument("--input", default=None, metavar="FILE", help=input_help)
+        c.add_argument("--labels", default=None, metavar="FILE",
+                       help="labels for --input: .npy of class indices or an IDX labels file")
+        c.add_argument("--backend", type=_backend_name, default=None, help=backend_help)
+        c.add_argument("--device", default=None, help="device of the backend")
+        c.add_argument("--batch-size", dest="batch_size", type=_positive_int, default=1000,
+                       help="inputs per forward pass")
+        c.set_defaults(subparser=c)
 
     # -- experiment ---------------------------------------------------------------------------
     names = _experiment_names()
@@ -323,10 +358,71 @@ def _writable_dir(path: str) -> Path:
     return out
 
 
+#: ``xpnet train`` options that define a run: on ``--resume`` they come from the checkpoint
+RUN_OPTIONS = ("hidden", "activation", "init", "optimizer", "lr", "momentum", "beta1", "beta2",
+               "decay_rate", "batchnorm", "dropout", "weight_decay", "batch_size", "seed",
+               "source", "dtype")
+
+
+def _explicit_options(args: argparse.Namespace) -> set[str]:
+    """The destinations of the options given on the command line (not left at defaults)."""
+    sub = args.subparser
+    saved = [(a, a.default) for a in sub._actions]
+    for a, _ in saved:
+        a.default = argparse.SUPPRESS
+    try:
+        given = sub.parse_args(args.argv)
+    finally:
+        for a, default in saved:
+            a.default = default
+    return set(vars(given))
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def _resume_options(args: argparse.Namespace, ckdir: Path) -> None:
+    """Take the run-defining options from the checkpoint being resumed."""
+    from xpnet.checkpoint import read
+    from xpnet.trainer import LAST_CHECKPOINT
+
+    last = ckdir / LAST_CHECKPOINT
+    if not last.is_file():
+        raise UserError(f"nothing to resume: {last} does not exist (run without --resume to "
+                        "start a run there)")
+    extra = read(last).extra  # a damaged file: CheckpointError, one line, exit 1
+    saved = ((extra or {}).get("user") or {}).get("cli") if isinstance(extra, dict) else None
+    if not isinstance(saved, dict) or any(k not in saved for k in RUN_OPTIONS):
+        raise UserError(f"{last} was not written by 'xpnet train': continue it from Python "
+                        "with Trainer(..., checkpoint_dir=..., resume=True)")
+    explicit = _explicit_options(args)
+    for dest in RUN_OPTIONS:
+        if dest in explicit and _jsonable(getattr(args, dest)) != saved[dest]:
+            args.subparser.error(
+                f"{_flag(dest)} {getattr(args, dest)} differs from the run being resumed "
+                f"({saved[dest]}); --resume continues that run as it was (drop the option, or "
+                "start a new run with another --checkpoint-dir)")
+        setattr(args, dest, saved[dest])
+    if "epochs" not in explicit:
+        args.epochs = saved.get("epochs", args.epochs)
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value))
+
+
 def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import numpy as np
 
     from xpnet import MultiLayerNetExtend, Trainer, get_backend
+    from xpnet.trainer import LAST_CHECKPOINT
+
+    ckdir = Path(args.checkpoint_dir) if args.checkpoint_dir else Path(args.out) / "checkpoints"
+    if args.resume:
+        _resume_options(args, ckdir)
+    if args.save is not None:
+        _check_writable_file("--save", Path(args.save), args)
 
     accepted = inspect.signature(xpnet.optim.OPTIMIZERS[args.optimizer]).parameters
     opt_kw: dict[str, Any] = {}
@@ -363,12 +459,30 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
               f"{f'dropout {args.dropout:g}, ' if args.dropout else ''}"
               f"{args.optimizer} {', '.join(f'{k}={v:g}' for k, v in opt_kw.items())}) on "
               f"{len(x_train)} digits, backend {be.name} ({be.device})")
+    if not args.resume and (ckdir / LAST_CHECKPOINT).exists():
+        _note(f"{ckdir} holds the checkpoints of an earlier run; this run replaces them "
+              "(--resume continues that one instead)")
     trainer = Trainer(net, x_train, t_train, x_test, t_test, epochs=args.epochs,
                       mini_batch_size=args.batch_size, optimizer=args.optimizer,
                       optimizer_param=opt_kw, verbose=False, progress=not args.quiet,
-                      seed=args.seed, check_data=args.check_data)
+                      seed=args.seed, check_data=args.check_data,
+                      checkpoint_dir=ckdir, resume=args.resume)
+    trainer.checkpoint_metadata = {"cli": {
+        "command": "train", "epochs": args.epochs,
+        **{dest: _jsonable(getattr(args, dest)) for dest in RUN_OPTIONS}}}
+    if args.resume and not args.quiet:
+        _note(f"resuming {ckdir / LAST_CHECKPOINT} at epoch {trainer.current_epoch}"
+              + (f", step {trainer.checkpoint_state()['step_in_epoch']}"
+                 if trainer.checkpoint_state()["step_in_epoch"] else "")
+              + f" of {args.epochs}")
     t0 = time.perf_counter()
-    trainer.train()  # verbose: a progress bar with the loss and the accuracies of each epoch
+    try:
+        trainer.train()  # a progress bar with the loss and the accuracies of each epoch
+    except xpnet.TrainingInterrupted as exc:
+        _note(f"interrupted: {exc}")
+        if exc.checkpoint is not None:
+            _note(f"continue with: xpnet train --checkpoint-dir {ckdir} --resume")
+        return 128 + int(exc.signal)
     total = time.perf_counter() - t0
     test_acc = net.accuracy(trainer.x_test, trainer.t_test)
 
@@ -405,6 +519,136 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
           f"{total:.1f} s)")
     print(f"backend        {be.name} on {be.device}, {args.dtype}")
     print(f"wrote          {png_path}, {json_path}")
+    print(f"checkpoints    {ckdir}")
+    if args.save is not None:
+        Path(args.save).parent.mkdir(parents=True, exist_ok=True)
+        print(f"saved model    {net.save(args.save)}")
+    return 0
+
+
+def _check_writable_file(option: str, path: Path, args: argparse.Namespace) -> None:
+    """Before any work: ``path`` can be written (its nearest existing folder is a writable
+    folder, and it is not a folder itself)."""
+    if path.is_dir():
+        args.subparser.error(f"{option} {path} is a folder; give a file name")
+    parent = path.resolve().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        args.subparser.error(f"{option} {path}: cannot write in {parent}")
+
+
+def _model_path(model: str) -> Path:
+    from xpnet.trainer import BEST_CHECKPOINT, LAST_CHECKPOINT
+
+    path = Path(model)
+    if path.is_dir():
+        for name in (BEST_CHECKPOINT, LAST_CHECKPOINT):
+            if (path / name).is_file():
+                return path / name
+        raise UserError(f"{path} is a folder without {BEST_CHECKPOINT} or {LAST_CHECKPOINT}")
+    if not path.exists():
+        raise UserError(f"{path} does not exist (give a .safetensors checkpoint or a "
+                        "checkpoint folder)")
+    return path
+
+
+def _read_array(path: str, kind: str) -> Any:
+    """An input file as a NumPy array: ``.npy`` (never unpickled) or MNIST IDX."""
+    import numpy as np
+
+    from xpnet.datasets import read_idx
+
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"--{'input' if kind == 'images' else 'labels'} {path} does not exist")
+    if p.suffix.lower() == ".npy":
+        try:
+            return np.load(p, allow_pickle=False)
+        except ValueError as exc:
+            raise UserError(f"{path} is not a plain .npy array (object arrays are refused, "
+                            f"xpnet never unpickles): {str(exc).splitlines()[0]}") from None
+    return read_idx(p, kind)  # ValueError naming the file if it is not IDX
+
+
+def _inputs(args: argparse.Namespace, width: int) -> tuple[Any, Any, str]:
+    """(x, t or None, description) for predict/evaluate."""
+    import numpy as np
+
+    if args.input is None:
+        if args.labels is not None:
+            args.subparser.error("--labels needs --input")
+        from xpnet.datasets import load_mnist
+
+        _, (x, t) = load_mnist(source="bundled")
+        return x, t, f"the {len(x):,} bundled test digits"
+    x = _read_array(args.input, "images")
+    if x.ndim == 3:
+        x = x.reshape(x.shape[0], -1)
+    if x.ndim != 2 or x.shape[1] != width:
+        raise UserError(f"--input {args.input} has shape {x.shape}, but the network takes "
+                        f"{width} values per row: give (N, {width}) rows (or 28 x 28 images)")
+    if x.dtype == np.uint8:
+        x = x.astype(np.float32) / np.float32(255.0)
+    elif x.dtype.kind != "f":
+        raise UserError(f"--input {args.input} holds {x.dtype} values; give floats or uint8 "
+                        "pixels")
+    if x.shape[0] == 0:
+        raise UserError(f"--input {args.input} holds no rows")
+    t = None
+    if args.labels is not None:
+        t = _read_array(args.labels, "labels")
+        if t.ndim != 1 or t.shape[0] != x.shape[0] or t.dtype.kind not in "iu":
+            raise UserError(f"--labels {args.labels} must be {x.shape[0]} integer class "
+                            f"indices, got {t.dtype} of shape {t.shape}")
+        t = t.astype(np.int64)
+    return x, t, f"{x.shape[0]:,} rows of {args.input}"
+
+
+def _load_model(args: argparse.Namespace) -> tuple[Any, Path]:
+    from xpnet.checkpoint import RandomStreamWarning, load
+
+    path = _model_path(args.model)
+    be = xpnet.get_backend(args.backend, args.device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RandomStreamWarning)  # inference draws no masks
+        return load(path, backend=be), path
+
+
+def _predictions(net: Any, x: Any, batch_size: int) -> Any:
+    import numpy as np
+
+    be = net.backend
+    out = []
+    for start in range(0, x.shape[0], batch_size):
+        y = net.predict(x[start:start + batch_size])
+        out.append(be.to_numpy(net.xp.argmax(y, axis=1)))
+    return np.concatenate(out)
+
+
+def cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    net, path = _load_model(args)
+    x, t, what = _inputs(args, net.input_size)
+    pred = _predictions(net, x, args.batch_size)
+    sys.stdout.write("".join(f"{int(p)}\n" for p in pred))
+    if t is not None:
+        correct = int((pred == t).sum())
+        _note(f"accuracy {correct / len(t):.4f} ({correct:,} of {len(t):,}) on {what}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if args.input is not None and args.labels is None:
+        args.subparser.error("evaluate needs labels: give --labels with --input")
+    net, path = _load_model(args)
+    x, t, what = _inputs(args, net.input_size)
+    pred = _predictions(net, x, args.batch_size)
+    correct = int((pred == t).sum())
+    be = net.backend
+    print(f"accuracy {correct / len(t):.4f}  ({correct:,} of {len(t):,}, {what})")
+    print(f"model    {path} ({type(net).__name__} "
+          f"{'-'.join(str(n) for n in [net.input_size, *net.hidden_size_list, net.output_size])})")
+    print(f"backend  {be.name} on {be.device}, {be.dtype_name(net.dtype)}")
     return 0
 
 
@@ -511,12 +755,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return 2
-        handler = {"train": cmd_train, "experiment": cmd_experiment, "info": cmd_info}
+        args.argv = argv[1:]
+        handler = {"train": cmd_train, "predict": cmd_predict, "evaluate": cmd_evaluate,
+                   "experiment": cmd_experiment, "info": cmd_info}
         return handler[args.command](args, parser)
     except KeyboardInterrupt:
         _note("interrupted")
         return 130
-    except (UserError, ValueError, TypeError, OSError, RuntimeError) as exc:
+    except (UserError, ValueError, TypeError, OSError, RuntimeError,
+            xpnet.NonFiniteError) as exc:
         # BackendUnavailableError is a RuntimeError; ValueError / TypeError cover bad devices,
         # dtypes, data, optimizer parameters, sizes and experiment options, reported by the
         # library itself with the fix.  XPNET_DEBUG=1 shows the traceback.

@@ -8,11 +8,13 @@
   process (what the experiments and the ``xpnet`` command use).
 * :func:`load_titanic`: the bundled Titanic passenger table, standardized on its
   training split.
+* :func:`read_idx`: one MNIST IDX file (images or labels, gzip or raw).
 
 See ``xpnet/datasets/data/ATTRIBUTION.txt`` for where the bundled files come from.
 """
 
 from xpnet.datasets._download import DownloadError
+from xpnet.datasets._idx import read_idx
 from xpnet.datasets.mnist import (
     DatasetFallbackWarning,
     DatasetUnavailableError,
@@ -31,4 +33,5 @@ __all__ = [
     "load_mnist_cached",
     "load_titanic",
     "mnist_cache_dir",
+    "read_idx",
 ]
