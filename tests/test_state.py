@@ -80,7 +80,7 @@ def test_state_dict_round_trip_continues_exactly(backend, name):
         assert fresh.iter == 3
     for sname in fresh.state_names:
         assert fresh._flat_state[sname] is not None
-        for key, a in fresh.state[sname].items():
+        for a in fresh.state[sname].values():
             assert_on_backend(backend, a, dtype="float32")
     for i in range(3, 5):
         _step(net, opt, i)
