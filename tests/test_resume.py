@@ -183,6 +183,9 @@ def test_train_twice_without_resume_runs_more_epochs_as_in_the_book(digits, tmp_
 
 def test_resume_refuses_what_does_not_fit(digits, tmp_path):
     x, t, xt, tt = digits
+    odd = xpnet.MultiLayerNet(784, [5], 10, weight_init_std=np.array(0.1))
+    with pytest.raises(TypeError, match="weight_init_std"):  # before any epoch
+        xpnet.Trainer(odd, x, t, xt, tt, checkpoint_dir=tmp_path / "odd", verbose=False)
     with pytest.raises(ValueError, match="checkpoint_dir"):
         xpnet.Trainer(xpnet.MultiLayerNet(784, [5], 10), x, t, xt, tt, resume=True)
     with pytest.raises(FileNotFoundError, match="last.safetensors"):

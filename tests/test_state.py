@@ -186,3 +186,50 @@ def test_buffers_are_found_by_layer_and_attribute():
     assert net.buffers()["BatchNorm2.running_var"] is net.layers["BatchNorm2"].running_var
     assert sorted(net.rng_layers()) == ["Dropout1", "Dropout2"]
     assert xpnet.MultiLayerNet(4, [3], 2).buffers() == {}
+
+
+class _NormNet(xpnet.network.Network):
+    """A network of issue 10's layers, written as a user would: spatial batch norm (running
+    statistics), layer norm (none), inverted dropout (a random stream)."""
+
+    def __init__(self, channels=2, *, backend=None, device=None, dtype=None, seed=0):
+        from xpnet.layers import Dropout, LayerNormalization, SpatialBatchNormalization
+        from xpnet.params import Layout, flat_views
+
+        self.backend = xpnet.get_backend(backend, device)
+        self.xp = self.backend.xp
+        self.dtype = self.backend.dtype(dtype or "float32")
+        self.channels = channels
+        d = channels * 9
+        shapes = {"gamma1": (channels,), "beta1": (channels,), "gamma2": (d,), "beta2": (d,)}
+        host = np.random.default_rng(seed).uniform(0.5, 1.5, channels * 2 + 2 * d)
+        self.params = flat_views(self.xp, self.backend.asarray(host, dtype=self.dtype),
+                                 Layout(shapes))
+        self.layers = {
+            "SBN": SpatialBatchNormalization(self.params["gamma1"], self.params["beta1"]),
+            "LN": LayerNormalization(self.params["gamma2"], self.params["beta2"]),
+            "Drop": Dropout(0.3, inverted=True, seed=seed, backend=self.backend),
+        }
+
+    def predict(self, x, train_flg=False):
+        x = self.backend.asarray(x, dtype=self.dtype)
+        x = self.layers["SBN"].forward(x, train_flg)
+        x = self.xp.reshape(x, (x.shape[0], -1))
+        x = self.layers["LN"].forward(x, train_flg)
+        return self.layers["Drop"].forward(x, train_flg)
+
+
+def test_a_network_of_the_new_norm_layers_gets_checkpoints_for_free(backend, tmp_path):
+    net = _NormNet(backend=backend)
+    x = np.random.default_rng(1).standard_normal((4, 2, 3, 3)).astype(np.float32)
+    net.predict(x, train_flg=True)  # running statistics and the dropout stream start
+    assert sorted(net.buffers()) == ["SBN.running_mean", "SBN.running_var"]
+    path = net.save(tmp_path / "norm.safetensors")
+    net2 = xpnet.load(path, backend=backend)
+    assert type(net2) is _NormNet
+    np.testing.assert_array_equal(backend.to_numpy(net2.layers["SBN"].running_var),
+                                  backend.to_numpy(net.layers["SBN"].running_var))
+    np.testing.assert_array_equal(backend.to_numpy(net2.predict(x)),
+                                  backend.to_numpy(net.predict(x)))
+    np.testing.assert_array_equal(backend.to_numpy(net2.predict(x, train_flg=True)),
+                                  backend.to_numpy(net.predict(x, train_flg=True)))

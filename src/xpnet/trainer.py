@@ -480,6 +480,12 @@ class Trainer:
         self._stop_signal: int | None = None
         self._last_saved: tuple[Path, int, int] | None = None
         if self.checkpoint_dir is not None:
+            from xpnet.network import Network
+
+            if not isinstance(self.network, Network):
+                raise TypeError(f"checkpoint_dir needs an xpnet network (a subclass of "
+                                f"xpnet.network.Network), not a {type(self.network).__name__}")
+            self.network.get_config()  # a configuration a checkpoint cannot hold: now, not later
             self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
             if resume:
                 self.restore_checkpoint(self.checkpoint_dir / LAST_CHECKPOINT)
