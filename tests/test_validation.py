@@ -588,7 +588,8 @@ def test_trainer_optimizer_object_with_optimizer_param_is_refused():
 
 def test_trainer_checks_device_data_once_and_can_skip(backend):
     """Data already on the device is read once (a finite check, a label min/max); with
-    ``check_data=False`` nothing is read and training proceeds (on NaN, as asked)."""
+    ``check_data=False`` nothing is read and training proceeds on NaN, as asked -- until the
+    per-epoch loss check stops it with TrainingDivergedError, the losses kept."""
     net, _ = trained_net(backend)
     x_dev = backend.asarray(X_NAN)
     assert_refused(lambda: xpnet.Trainer(net, **_trainer_kwargs(x_train=x_dev)), ValueError,
@@ -597,7 +598,8 @@ def test_trainer_checks_device_data_once_and_can_skip(backend):
     assert_refused(lambda: xpnet.Trainer(net, **_trainer_kwargs(t_train=t_bad)), ValueError,
                    ["t_train", "class index 3"])
     trainer = xpnet.Trainer(net, **_trainer_kwargs(x_train=X_NAN, check_data=False))
-    trainer.train()
+    with pytest.raises(xpnet.TrainingDivergedError, match="step 1"):
+        trainer.train()
     assert len(trainer.train_loss_list) == 2
 
 
