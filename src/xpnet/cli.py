@@ -209,8 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="N,N,...", help="hidden layer sizes")
     t.add_argument("--activation", choices=ACTIVATIONS, default="relu")
     t.add_argument("--init", type=_init, default="auto",
-                   help="initial weight std: he, xavier, a number, or auto (He for ReLU, "
-                        "Xavier otherwise)")
+                   help="initial weight std: he, xavier, a number, or auto (He for the ReLU "
+                        "family and maxout, Xavier for sigmoid and tanh)")
     t.add_argument("--optimizer", type=_optimizer_name, default="Adam",
                    help=f"one of {', '.join(OPTIMIZERS)} (any case)")
     t.add_argument("--lr", type=_positive_float, default=None,
@@ -437,7 +437,7 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     opt_kw = {"lr": lr, **opt_kw}
     init = args.init
     if init == "auto":
-        init = "he" if args.activation == "relu" else "xavier"
+        init = "xavier" if args.activation in ("sigmoid", "tanh") else "he"  # ReLU family
 
     from xpnet.datasets import load_mnist_cached
 

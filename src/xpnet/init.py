@@ -37,6 +37,12 @@ def init_std(weight_init_std: Any, fan_in: int) -> float:
         A float is used as is.  ``'relu'``/``'he'``: ``sqrt(2 / fan_in)`` (He et al. 2015,
         https://arxiv.org/abs/1502.01852).  ``'sigmoid'``/``'xavier'``: ``sqrt(1 / fan_in)``
         (the book's simplification of Glorot & Bengio 2010).
+
+        ``'relu'``/``'he'`` means ``sqrt(2 / fan_in)`` for the whole ReLU family -- leaky
+        ReLU, PReLU, ELU and maxout too.  (He et al.'s exact gain for a slope ``a`` on the
+        negative side is ``sqrt(2 / ((1 + a**2) * fan_in))``, i.e. 0.97 of that at PReLU's
+        initial ``a = 0.25``, and PyTorch's ``kaiming_normal_(a=...)`` uses it; the book and
+        xpnet keep ``sqrt(2 / fan_in)``.)
     fan_in : int
         Number of inputs of the layer (the previous layer's width).
     """
@@ -80,24 +86,50 @@ def draw_weights(sizes: list[int], weight_init_std: Any, seed: Any = None,
 
 
 def draw_network_params(sizes: list[int], weight_init_std: Any, seed: Any = None, *,
-                        batchnorm: bool = False, float64: bool = False
+                        batchnorm: bool = False, float64: bool = False,
+                        maxout_pieces: int = 1, prelu_alpha: float | None = None
                         ) -> tuple[np.ndarray, dict[str, tuple[int, ...]], int | None]:
     """Host parameters of a book network, packed into one flat array.
 
-    Returns ``(flat, shapes, dropout_seed)``: ``flat`` holds ``W1, b1, W2, b2, ...`` and then
-    ``gamma1, beta1, ...`` (ones and zeros) when ``batchnorm``, in the order of ``shapes``;
+    Returns ``(flat, shapes, dropout_seed)``: ``flat`` holds ``W1, b1, W2, b2, ...``, then
+    ``gamma1, beta1, ...`` (ones and zeros) when ``batchnorm`` (any normalization with a scale
+    and a shift per hidden unit: batch or layer norm), then ``alpha1, alpha2, ...`` (every entry
+    ``prelu_alpha``) when ``prelu_alpha`` is given, in the order of ``shapes``;
     ``dropout_seed`` is drawn from the same stream (None without a seed) so that dropout masks
     are reproducible too.
+
+    ``maxout_pieces > 1`` gives every hidden ``W{i}`` (and ``b{i}``) ``maxout_pieces`` times the
+    columns, for :class:`~xpnet.layers.Maxout` layers; the standard deviation still comes from
+    the layer's ``fan_in``.
+
+    Examples
+    --------
+    >>> flat, shapes, _ = draw_network_params([3, 2, 2], "he", 0, maxout_pieces=2,
+    ...                                       prelu_alpha=0.25)
+    >>> shapes
+    {'W1': (3, 4), 'b1': (4,), 'W2': (2, 2), 'b2': (2,), 'alpha1': (2,)}
     """
+    pieces = int(maxout_pieces)
+    if pieces < 1:
+        raise ValueError(f"maxout_pieces must be >= 1, got {maxout_pieces!r}")
     dtype = np.float64 if float64 else np.float32
     rng = np.random.default_rng(seed)
     arrays: dict[str, np.ndarray] = {}
-    for i, (w, b) in enumerate(draw_weights(sizes, weight_init_std, rng, dtype), 1):
-        arrays[f"W{i}"], arrays[f"b{i}"] = w, b
+    n_hidden = len(sizes) - 2
+    # the random stream is consumed layer by layer in the same order for every architecture
+    # (a wider maxout W draws more numbers, which changes the later layers' draws)
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=False), 1):
+        cols = fan_out * pieces if i <= n_hidden else fan_out
+        std = init_std(weight_init_std, fan_in)
+        arrays[f"W{i}"] = (std * rng.standard_normal((fan_in, cols))).astype(dtype)
+        arrays[f"b{i}"] = np.zeros(cols, dtype=dtype)
     if batchnorm:
-        for i in range(1, len(sizes) - 1):
+        for i in range(1, n_hidden + 1):
             arrays[f"gamma{i}"] = np.ones(sizes[i], dtype)
             arrays[f"beta{i}"] = np.zeros(sizes[i], dtype)
+    if prelu_alpha is not None:
+        for i in range(1, n_hidden + 1):
+            arrays[f"alpha{i}"] = np.full(sizes[i], float(prelu_alpha), dtype)
     flat = np.concatenate([a.reshape(-1) for a in arrays.values()])
     dropout_seed = None if seed is None else int(rng.integers(2**31))
     return flat, {k: a.shape for k, a in arrays.items()}, dropout_seed

@@ -20,7 +20,9 @@ Examples
 from __future__ import annotations
 
 import itertools
+import math
 import operator
+from collections.abc import Mapping
 from typing import Any
 
 from xpnet.backend import Backend, default_dtype, get_backend
@@ -29,6 +31,11 @@ from xpnet.layers import (
     Affine,
     BatchNormalization,
     Dropout,
+    Elu,
+    LayerNormalization,
+    LeakyRelu,
+    Maxout,
+    PRelu,
     Relu,
     Sigmoid,
     SoftmaxWithLoss,
@@ -38,10 +45,93 @@ from xpnet.network import Network
 from xpnet.params import Layout, flat_views
 from xpnet.validation import as_float, as_int, check_features, check_labels, host_array
 
-__all__ = ["ACTIVATIONS", "MultiLayerNet", "MultiLayerNetExtend"]
+__all__ = ["ACTIVATIONS", "ACTIVATION_PARAMS", "NORMALIZATIONS", "MultiLayerNet",
+           "MultiLayerNetExtend"]
 
-#: Activation names accepted by the networks, and the layer each builds.
-ACTIVATIONS: dict[str, type] = {"relu": Relu, "sigmoid": Sigmoid, "tanh": Tanh}
+#: Activation names accepted by the networks, and the layer each builds.  ``"maxout"`` replaces
+#: a hidden layer's ``Affine`` and activation by one :class:`~xpnet.layers.Maxout` layer.
+ACTIVATIONS: dict[str, type] = {
+    "relu": Relu,
+    "sigmoid": Sigmoid,
+    "tanh": Tanh,
+    "leaky_relu": LeakyRelu,
+    "prelu": PRelu,
+    "elu": Elu,
+    "maxout": Maxout,
+}
+
+#: The ``activation_params`` each activation takes, with their defaults: the slope of leaky
+#: ReLU, PReLU's *initial* slope (He et al.'s 0.25; learned from there), ELU's saturation,
+#: maxout's pieces per unit.
+ACTIVATION_PARAMS: dict[str, dict[str, Any]] = {
+    "relu": {},
+    "sigmoid": {},
+    "tanh": {},
+    "leaky_relu": {"alpha": 0.01},
+    "prelu": {"alpha": 0.25},
+    "elu": {"alpha": 1.0},
+    "maxout": {"pieces": 2},
+}
+
+#: ``normalization=`` names of :class:`MultiLayerNetExtend` and the layer each builds (the 4-D
+#: normalizations belong to :class:`~xpnet.layers.Convolution` networks).
+NORMALIZATIONS: dict[str, type] = {"batch": BatchNormalization, "layer": LayerNormalization}
+
+#: layers whose ``forward`` takes the book's ``train_flg``
+_TAKES_TRAIN_FLAG = (Dropout, BatchNormalization, LayerNormalization)
+
+
+def _check_activation(activation: Any, activation_params: Any) -> tuple[str, dict[str, Any]]:
+    """The activation's name and its complete parameters, or a ValueError/TypeError."""
+    act = str(activation).lower()
+    if act not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}; valid: {', '.join(ACTIVATIONS)}")
+    params = dict(ACTIVATION_PARAMS[act])
+    if activation_params is None:
+        return act, params
+    if not isinstance(activation_params, Mapping):
+        raise TypeError(f"activation_params must be a dict such as {{'alpha': 0.1}}, got "
+                        f"{activation_params!r}")
+    unknown = sorted(set(activation_params) - set(params))
+    if unknown:
+        takes = ", ".join(repr(k) for k in params) or "none"
+        raise ValueError(f"activation_params {unknown} do not apply to activation {act!r} "
+                         f"(it takes: {takes})")
+    params.update(activation_params)
+    if "pieces" in params:
+        pieces = params["pieces"]
+        if isinstance(pieces, bool) or not isinstance(pieces, int) or pieces < 1:
+            raise ValueError(f"activation_params['pieces'] must be an integer >= 1, got "
+                             f"{pieces!r}")
+    if "alpha" in params:
+        try:
+            alpha = float(params["alpha"])
+        except (TypeError, ValueError):
+            raise TypeError(f"activation_params['alpha'] must be a number, got "
+                            f"{params['alpha']!r}") from None
+        # PReLU's initial slope may be any real number (it is learned); the fixed slopes of
+        # leaky ReLU and ELU must be >= 0 (the layers' own rule)
+        if not math.isfinite(alpha) or (act != "prelu" and alpha < 0):
+            raise ValueError(f"activation_params['alpha'] must be a finite number"
+                             f"{'' if act == 'prelu' else ' >= 0'} for {act!r}, got "
+                             f"{params['alpha']!r}")
+        params["alpha"] = alpha
+    return act, params
+
+
+def _check_normalization(normalization: Any, use_batchnorm: Any) -> str | None:
+    """``normalization`` (None, 'batch' or 'layer') reconciled with the book's
+    ``use_batchnorm``, or a ValueError."""
+    if normalization is None:
+        return "batch" if use_batchnorm else None
+    norm = str(normalization).lower()
+    if norm not in NORMALIZATIONS:
+        raise ValueError(f"unknown normalization {normalization!r}; valid: None, "
+                         f"{', '.join(repr(k) for k in NORMALIZATIONS)}")
+    if use_batchnorm and norm != "batch":
+        raise ValueError(f"use_batchnorm=True asks for batch normalization but "
+                         f"normalization={normalization!r}; give one of them")
+    return norm
 
 
 def _check_sizes(input_size: Any, hidden_size_list: Any, output_size: Any) -> list[int]:
@@ -60,10 +150,12 @@ def _check_sizes(input_size: Any, hidden_size_list: Any, output_size: Any) -> li
 
 
 class MultiLayerNetExtend(Network):
-    """Fully connected network with optional batch normalization and dropout.
+    """Fully connected network with optional batch or layer normalization and dropout.
 
-    ``Affine -> [BatchNorm] -> activation -> [Dropout]`` for each hidden layer, then
-    ``Affine -> SoftmaxWithLoss``.
+    ``Affine -> [Normalization] -> activation -> [Dropout]`` for each hidden layer, then
+    ``Affine -> SoftmaxWithLoss``.  With ``activation="maxout"`` each hidden layer is
+    ``Maxout -> [Normalization] -> [Dropout]``: the maxout layer is the affine map and the
+    activation in one, so a normalization follows it.
 
     Parameters
     ----------
@@ -73,17 +165,36 @@ class MultiLayerNetExtend(Network):
         Widths of the hidden layers, e.g. ``[100, 100, 100]``.
     output_size : int
         Number of classes (10 for MNIST).
-    activation : {'relu', 'sigmoid', 'tanh'}
+    activation : {'relu', 'sigmoid', 'tanh', 'leaky_relu', 'prelu', 'elu', 'maxout'}
+        The book's three, and cs231n lecture 7's (:class:`~xpnet.layers.LeakyRelu`,
+        :class:`~xpnet.layers.PRelu`, :class:`~xpnet.layers.Elu`,
+        :class:`~xpnet.layers.Maxout`).  PReLU's slopes are parameters ``alpha1``, ``alpha2``,
+        ... (one per hidden unit, starting at 0.25) and train like the weights; maxout's
+        hidden ``W{i}``/``b{i}`` have ``pieces`` times the columns (``D_out * pieces``).
     weight_init_std : float or {'relu', 'he', 'sigmoid', 'xavier'}
-        See :func:`xpnet.init.init_std`.
+        See :func:`xpnet.init.init_std` (``'relu'``/``'he'`` is ``sqrt(2 / n)`` for the whole
+        ReLU family, maxout included).
     weight_decay_lambda : float
-        L2 strength: ``loss += 0.5 * lambda * sum(W**2)`` over the weights ``W`` (not biases
-        nor batch-norm parameters), ``dW += lambda * W``.
+        L2 strength: ``loss += 0.5 * lambda * sum(W**2)`` over the weights ``W`` (not biases,
+        normalization parameters nor PReLU slopes), ``dW += lambda * W``.
     use_dropout : bool
     dropout_ration : float
         The book's spelling; ``dropout_ratio`` is accepted too.  See
         :class:`~xpnet.layers.Dropout` for the (non-inverted) convention.
     use_batchnorm : bool
+        The book's switch: ``True`` is ``normalization="batch"``.
+    activation_params : dict, optional
+        The activation layer's keywords: ``{"alpha": ...}`` for leaky ReLU (its slope, default
+        0.01), ELU (default 1.0) and PReLU (the *initial* slope, default 0.25), ``{"pieces":
+        ...}`` for maxout (default 2).  See :data:`ACTIVATION_PARAMS`.
+    normalization : {None, 'batch', 'layer'}
+        ``'batch'``: :class:`~xpnet.layers.BatchNormalization` (the book's); ``'layer'``:
+        :class:`~xpnet.layers.LayerNormalization` (per-sample statistics, at inference too).
+        Either has parameters ``gamma1``/``beta1``, ...  None (the default) follows
+        ``use_batchnorm``.
+    inverted_dropout : bool
+        ``True``: PyTorch's (and cs231n's) inverted dropout, scaled by ``1 / (1 - ratio)`` while
+        training and the identity at inference; ``False`` (the default): the book's.
     backend : str, module, Backend or None
         ``"numpy"``, ``"cupy"``, ``"torch"`` or ``"array_api_strict"``; see
         :func:`xpnet.get_backend`.  None (the default): the default backend
@@ -120,20 +231,41 @@ class MultiLayerNetExtend(Network):
     data set, values included, once.  Errors are ``ValueError`` / ``TypeError`` naming the
     argument; nothing has changed when they are raised (parameters, running statistics and
     random streams are as before).
+
+    Every parameter -- PReLU's slopes and maxout's wide weights too -- is a view of one flat
+    parameter buffer, and every layer writes its gradient into one flat gradient buffer, so an
+    optimizer updates them all with whole-buffer operations.  The constructor's arguments are
+    kept as attributes of the same names.
+
+    In PyTorch terms, a hidden layer is ``nn.Linear`` then ``nn.BatchNorm1d`` (with the book's
+    conventions, see :class:`~xpnet.layers.BatchNormalization`) or ``nn.LayerNorm(D)``, then
+    ``nn.ReLU`` / ``nn.Sigmoid`` / ``nn.Tanh`` / ``nn.LeakyReLU(alpha)`` / ``nn.PReLU(D,
+    0.25)`` / ``nn.ELU(alpha)`` (maxout has no module), then ``nn.Dropout`` when inverted.
+
+    Examples
+    --------
+    >>> net = MultiLayerNetExtend(4, [6, 6], 3, activation="prelu", normalization="layer",
+    ...                           seed=0)
+    >>> list(net.params)
+    ['W1', 'b1', 'W2', 'b2', 'W3', 'b3', 'gamma1', 'beta1', 'gamma2', 'beta2', 'alpha1', 'alpha2']
+    >>> MultiLayerNetExtend(4, [6], 3, activation="maxout",
+    ...                     activation_params={"pieces": 3}).params["W1"].shape
+    (4, 18)
     """
 
     def __init__(self, input_size: int, hidden_size_list: list[int], output_size: int,
                  activation: str = "relu", weight_init_std: Any = "relu",
                  weight_decay_lambda: float = 0, use_dropout: bool = False,
                  dropout_ration: float = 0.5, use_batchnorm: bool = False, *,
-                 dropout_ratio: float | None = None, backend: Any = None, device: Any = None,
-                 dtype: Any = None, seed: int | None = None, check_values: bool | None = None):
+                 dropout_ratio: float | None = None, activation_params: dict | None = None,
+                 normalization: str | None = None, inverted_dropout: bool = False,
+                 backend: Any = None, device: Any = None, dtype: Any = None,
+                 seed: int | None = None, check_values: bool | None = None):
         sizes = _check_sizes(input_size, hidden_size_list, output_size)
-        act = str(activation).lower()
-        if act not in ACTIVATIONS:
-            raise ValueError(
-                f"unknown activation {activation!r}; valid: {', '.join(ACTIVATIONS)}"
-            )
+        act, act_params = _check_activation(activation, activation_params)
+        norm = _check_normalization(normalization, use_batchnorm)
+        if not isinstance(inverted_dropout, bool):
+            raise TypeError(f"inverted_dropout must be True or False, got {inverted_dropout!r}")
         if dropout_ratio is not None:
             dropout_ration = dropout_ratio
         wd = as_float(weight_decay_lambda, "weight_decay_lambda", low=0.0)
@@ -149,59 +281,83 @@ class MultiLayerNetExtend(Network):
         self.hidden_layer_num = len(self.hidden_size_list)
         self.output_size = sizes[-1]
         self.activation = act
+        self.activation_params = None if activation_params is None else dict(activation_params)
         self.weight_init_std = weight_init_std
         self.weight_decay_lambda = wd
         self.use_dropout = bool(use_dropout)
         self.dropout_ration = ratio
-        self.use_batchnorm = bool(use_batchnorm)
+        self.inverted_dropout = inverted_dropout
+        self.normalization = norm
+        self.use_batchnorm = norm == "batch"
         self.seed = seed
         self.check_values = check_values
 
         be = self.backend
+        maxout = act == "maxout"
         # drawn on the host from one seed (identical on every backend), then copied once;
         # dropout masks get their own seed, derived from the same stream
         flat_host, shapes, dropout_seed = draw_network_params(
-            sizes, weight_init_std, seed, batchnorm=self.use_batchnorm,
+            sizes, weight_init_std, seed, batchnorm=norm is not None,
             float64=self.dtype == self.xp.float64,
+            maxout_pieces=act_params["pieces"] if maxout else 1,
+            prelu_alpha=act_params["alpha"] if act == "prelu" else None,
         )
         self.params, self._grads = self._allocate(flat_host, shapes)
+        p = self.params
 
         self.layers: dict[str, Any] = {}
+        #: parameter name -> (layer, name of its gradient attribute), in the order of params
+        sources: dict[str, tuple[Any, str]] = {}
+        norm_name = {"batch": "BatchNorm", "layer": "LayerNorm"}.get(norm)
         for i in range(1, self.hidden_layer_num + 1):
-            self.layers[f"Affine{i}"] = Affine(self.params[f"W{i}"], self.params[f"b{i}"])
-            if self.use_batchnorm:
-                self.layers[f"BatchNorm{i}"] = BatchNormalization(
-                    self.params[f"gamma{i}"], self.params[f"beta{i}"]
-                )
-            self.layers[f"Activation_function{i}"] = ACTIVATIONS[act](backend=be)
+            if maxout:
+                layer = Maxout(p[f"W{i}"], p[f"b{i}"], pieces=act_params["pieces"])
+                self.layers[f"Maxout{i}"] = layer
+            else:
+                layer = self.layers[f"Affine{i}"] = Affine(p[f"W{i}"], p[f"b{i}"])
+            sources[f"W{i}"], sources[f"b{i}"] = (layer, "dW"), (layer, "db")
+            if norm is not None and not maxout:
+                self._add_normalization(norm_name, i, sources)
+            if act == "prelu":
+                layer = self.layers[f"Activation_function{i}"] = PRelu(p[f"alpha{i}"])
+                sources[f"alpha{i}"] = (layer, "dalpha")
+            elif not maxout:
+                kw = {"alpha": act_params["alpha"]} if "alpha" in act_params else {}
+                self.layers[f"Activation_function{i}"] = ACTIVATIONS[act](**kw, backend=be)
+            if norm is not None and maxout:
+                self._add_normalization(norm_name, i, sources)
             if self.use_dropout:
                 seed_i = None if dropout_seed is None else dropout_seed + i
-                self.layers[f"Dropout{i}"] = Dropout(self.dropout_ration, seed=seed_i,
-                                                     backend=be)
+                self.layers[f"Dropout{i}"] = Dropout(self.dropout_ration, inverted_dropout,
+                                                     seed=seed_i, backend=be)
         last = self.hidden_layer_num + 1
-        self.layers[f"Affine{last}"] = Affine(self.params[f"W{last}"], self.params[f"b{last}"])
+        layer = self.layers[f"Affine{last}"] = Affine(p[f"W{last}"], p[f"b{last}"])
+        sources[f"W{last}"], sources[f"b{last}"] = (layer, "dW"), (layer, "db")
         self.last_layer = SoftmaxWithLoss(backend=be)
         # gradient() never uses the input gradient of the first layer: don't compute it
-        self.layers["Affine1"].need_dx = False
+        next(iter(self.layers.values())).need_dx = False
+        self._grad_sources = {key: sources[key] for key in p}
         self._train_layers = tuple(
-            (layer, isinstance(layer, (Dropout, BatchNormalization)))
-            for layer in self.layers.values()
+            (layer, isinstance(layer, _TAKES_TRAIN_FLAG)) for layer in self.layers.values()
         )
         self._eval_plan = self._build_eval_plan()
         if self._grads is not None:
             # Layers write their gradients straight into the flat gradient buffer, which is
             # never handed out itself (``gradient`` returns a new dict over it): what a user
             # does to a returned dict cannot redirect these writes.  (``gradient`` sets each
-            # Affine's ``dW_out`` per call: under weight decay dW is the layer's own array.)
-            for i in range(1, last + 1):
-                aff = self.layers[f"Affine{i}"]
-                aff.db_out = self._grads[f"b{i}"]
-                if self.use_batchnorm and i != last:
-                    bn = self.layers[f"BatchNorm{i}"]
-                    bn.dgamma_out = self._grads[f"gamma{i}"]
-                    bn.dbeta_out = self._grads[f"beta{i}"]
+            # weight's ``dW_out`` per call: under weight decay dW is the layer's own array.)
+            for key, (layer, attr) in self._grad_sources.items():
+                if attr != "dW":
+                    setattr(layer, f"{attr}_out", self._grads[key])
         #: the loss of the last ``gradient`` call, a 0-d array on the device
         self.last_loss = None
+
+    def _add_normalization(self, name: str, i: int, sources: dict[str, tuple[Any, str]]
+                           ) -> None:
+        layer = NORMALIZATIONS[self.normalization](self.params[f"gamma{i}"],
+                                                   self.params[f"beta{i}"])
+        self.layers[f"{name}{i}"] = layer
+        sources[f"gamma{i}"], sources[f"beta{i}"] = (layer, "dgamma"), (layer, "dbeta")
 
     def _allocate(self, flat_host: Any, shapes: dict[str, tuple[int, ...]]
                   ) -> tuple[dict[str, Any], Any]:
@@ -265,10 +421,11 @@ class MultiLayerNetExtend(Network):
     def predict(self, x: Any, train_flg: bool = False) -> Any:
         """Scores (pre-softmax) of shape ``(N, output_size)`` on the backend.
 
-        With ``train_flg=False`` the layers after the first affine one work in place on arrays
-        the network owns (the caller's ``x`` is never written to), and a dropout scale after
-        batch norm + ReLU is folded into the batch-norm scale: the same numbers up to rounding,
-        with fewer passes over memory.
+        With ``train_flg=False`` the layers after the first one work in place where they can,
+        on arrays the network owns (the caller's ``x`` is never written to), and a dropout
+        scale after batch norm (+ ReLU) is folded into the batch-norm scale: the same numbers up
+        to rounding, with fewer passes over memory.  Layer normalization is not folded: it
+        normalizes each sample by its own statistics at inference too.
         """
         return self._predict(self._x(x), train_flg)
 
@@ -294,16 +451,26 @@ class MultiLayerNetExtend(Network):
             if isinstance(layer, BatchNormalization):
                 scale = 1.0
                 # BN -> ReLU -> Dropout: relu(z) * k == relu(z * k) for k > 0, so the dropout's
-                # test-time scale k = 1 - ratio can ride on the batch-norm scale.
+                # test-time scale k = 1 - ratio can ride on the batch-norm scale; so can it for
+                # BN -> Dropout (maxout networks).  Inverted dropout is the identity here.
                 if (i + 2 < len(layers) and type(layers[i + 1]) is Relu
                         and isinstance(layers[i + 2], Dropout)):
-                    scale = 1.0 - layers[i + 2].dropout_ratio
-                    skip.add(i + 2)
+                    at = i + 2
+                elif i + 1 < len(layers) and isinstance(layers[i + 1], Dropout):
+                    at = i + 1
+                else:
+                    at = None
+                if at is not None:
+                    if not layers[at].inverted:
+                        scale = 1.0 - layers[at].dropout_ratio
+                    skip.add(at)
                 plan.append(lambda x, bn=layer, k=scale: bn.forward_inplace(x, scale=k))
             elif hasattr(layer, "forward_inplace"):
                 plan.append(layer.forward_inplace)
-            elif isinstance(layer, Dropout):
-                plan.append(lambda x, d=layer: d.forward(x, False))
+            elif isinstance(layer, _TAKES_TRAIN_FLAG):
+                # dropout without an in-place form, and layer normalization: its statistics
+                # are the sample's own at inference too, so nothing can be folded
+                plan.append(lambda x, f=layer.forward: f(x, False))
             else:
                 plan.append(layer.forward)
         return plan
@@ -367,33 +534,27 @@ class MultiLayerNetExtend(Network):
         the device once per call (:class:`xpnet.Trainer` checks once per epoch instead).
         """
         lam = self.weight_decay_lambda
-        last = self.hidden_layer_num + 1
+        weights = [(k, layer) for k, (layer, attr) in self._grad_sources.items() if attr == "dW"]
         if self._grads is not None:
             # dW straight into the buffer -- except under weight decay, where the layer's dW
             # stays the data gradient (as in the book) and the buffer gets dW + lambda * W
-            for idx in range(1, last + 1):
-                self.layers[f"Affine{idx}"].dW_out = None if lam else self._grads[f"W{idx}"]
+            for key, layer in weights:
+                layer.dW_out = None if lam else self._grads[key]
         self.last_loss = self.loss(x, t, train_flg=True)
         dout = self.last_layer.backward(1)
         for layer in reversed(self.layers.values()):
-            dout = layer.backward(dout)  # None after Affine1 (need_dx=False)
+            dout = layer.backward(dout)  # None after the first layer (need_dx=False)
 
         if self._grads is not None:  # the layers wrote their gradients into the buffer
             if lam:  # the layers' dW stay the data gradients, as in the book
-                for idx in range(1, last + 1):
-                    aff = self.layers[f"Affine{idx}"]
-                    self._grads[f"W{idx}"][...] = aff.dW + lam * aff.W
+                for key, layer in weights:
+                    self._grads[key][...] = layer.dW + lam * layer.W
             grads = self._grads.new_dict()
         else:
             grads = {}
-            for idx in range(1, last + 1):
-                aff = self.layers[f"Affine{idx}"]
-                grads[f"W{idx}"] = aff.dW + lam * aff.W if lam else aff.dW
-                grads[f"b{idx}"] = aff.db
-                if self.use_batchnorm and idx != last:
-                    bn = self.layers[f"BatchNorm{idx}"]
-                    grads[f"gamma{idx}"] = bn.dgamma
-                    grads[f"beta{idx}"] = bn.dbeta
+            for key, (layer, attr) in self._grad_sources.items():
+                g = getattr(layer, attr)
+                grads[key] = g + lam * layer.W if lam and attr == "dW" else g
         if check_finite:
             self._raise_if_non_finite(self.last_loss, grads)
         if copy:
@@ -432,10 +593,13 @@ class MultiLayerNetExtend(Network):
     def __repr__(self) -> str:
         sizes = [self.input_size, *self.hidden_size_list, self.output_size]
         extras = []
-        if self.use_batchnorm:
-            extras.append("batchnorm")
+        if self.activation_params:
+            extras.append(", ".join(f"{k}={v!r}" for k, v in self.activation_params.items()))
+        if self.normalization is not None:
+            extras.append("batchnorm" if self.normalization == "batch" else "layernorm")
         if self.use_dropout:
-            extras.append(f"dropout={self.dropout_ration}")
+            extras.append(f"{'inverted_' if self.inverted_dropout else ''}dropout="
+                          f"{self.dropout_ration}")
         if self.weight_decay_lambda:
             extras.append(f"weight_decay={self.weight_decay_lambda}")
         tail = (", " + ", ".join(extras)) if extras else ""
@@ -450,15 +614,22 @@ def _dtname(net: MultiLayerNetExtend) -> str:
 class MultiLayerNet(MultiLayerNetExtend):
     """Fully connected network, ``Affine -> activation`` per hidden layer, then softmax.
 
-    The book's ``MultiLayerNet``: :class:`MultiLayerNetExtend` without batch norm or dropout.
-    Same parameters otherwise.
+    The book's ``MultiLayerNet``: :class:`MultiLayerNetExtend` without normalization or
+    dropout.  Same parameters otherwise (``activation_params`` included).
+
+    Examples
+    --------
+    >>> MultiLayerNet(4, [5], 3, activation="leaky_relu", activation_params={"alpha": 0.1},
+    ...               seed=0).layers["Activation_function1"]
+    LeakyRelu(alpha=0.1)
     """
 
     def __init__(self, input_size: int, hidden_size_list: list[int], output_size: int,
                  activation: str = "relu", weight_init_std: Any = "relu",
-                 weight_decay_lambda: float = 0, *, backend: Any = None,
-                 device: Any = None, dtype: Any = None, seed: int | None = None,
-                 check_values: bool | None = None):
+                 weight_decay_lambda: float = 0, *, activation_params: dict | None = None,
+                 backend: Any = None, device: Any = None, dtype: Any = None,
+                 seed: int | None = None, check_values: bool | None = None):
         super().__init__(input_size, hidden_size_list, output_size, activation,
-                         weight_init_std, weight_decay_lambda, backend=backend, device=device,
+                         weight_init_std, weight_decay_lambda,
+                         activation_params=activation_params, backend=backend, device=device,
                          dtype=dtype, seed=seed, check_values=check_values)

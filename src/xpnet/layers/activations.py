@@ -312,6 +312,9 @@ class Maxout(Layer):
         #: optional preallocated arrays that ``backward`` writes ``dW`` / ``db`` into
         self.dW_out = None
         self.db_out = None
+        #: False skips the input gradient (``backward`` returns None), as for
+        #: :class:`~xpnet.layers.Affine`: a network sets it on its first layer
+        self.need_dx = True
 
     def _ns(self, x: Any) -> Any:
         return self._xp
@@ -340,6 +343,8 @@ class Maxout(Layer):
         dz = xp.reshape(xp.where(hot, xp.reshape(dout, (n, d_out, 1)), 0.0), (n, -1))
         self.dW = write_into(self.dW_out, self.x.T @ dz)
         self.db = write_into(self.db_out, xp.sum(dz, axis=0))
+        if not self.need_dx:
+            return None
         dx = dz @ self.W.T
         if len(self.original_x_shape) != 2:
             dx = xp.reshape(dx, self.original_x_shape)
