@@ -131,6 +131,7 @@ OPTIMIZER_KERNEL_SLOTS: dict[str, str | None] = {
     "AdaGrad": "adagrad",
     "RMSprop": "rmsprop",
     "Adam": "adam",
+    "AdamW": "adam",
 }
 
 

@@ -716,6 +716,23 @@ def torch_adam(p, g, state, t=1, *, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8,
     return p - lr * m_hat / (np.sqrt(v_hat) + eps)
 
 
+def torch_adamw(p, g, state, t=1, *, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8,
+                weight_decay=0.01):
+    """``torch.optim.AdamW`` as documented (TORCH_OPTIM; Loshchilov & Hutter,
+    https://arxiv.org/abs/1711.05101), without amsgrad: ``p -= lr * weight_decay * p`` first
+    (decoupled: the gradient is not touched), then ``m = beta1 * m + (1 - beta1) * g``,
+    ``v = beta2 * v + (1 - beta2) * g**2``, ``m_hat = m / (1 - beta1**t)``,
+    ``v_hat = v / (1 - beta2**t)``, ``p -= lr * m_hat / (sqrt(v_hat) + eps)``."""
+    m, v = _zeros(state, f64(p), "m", "v")
+    p, g = f64(p), f64(g)
+    p = p - lr * weight_decay * p
+    state["m"] = beta1 * m + (1 - beta1) * g
+    state["v"] = beta2 * v + (1 - beta2) * g**2
+    m_hat = state["m"] / (1 - beta1**t)
+    v_hat = state["v"] / (1 - beta2**t)
+    return p - lr * m_hat / (np.sqrt(v_hat) + eps)
+
+
 #: The book's optimizers by xpnet class name (Nesterov in the paper's order)
 BOOK_OPTIMIZERS: dict[str, Callable[..., np.ndarray]] = {
     "SGD": sgd,
@@ -725,6 +742,66 @@ BOOK_OPTIMIZERS: dict[str, Callable[..., np.ndarray]] = {
     "RMSprop": rmsprop,
     "Adam": adam,
 }
+
+#: An oracle for every xpnet optimizer class, by name: the book's, and PyTorch's documented
+#: rule for the one that is not in the book
+OPTIMIZER_ORACLES: dict[str, Callable[..., np.ndarray]] = {**BOOK_OPTIMIZERS, "AdamW": torch_adamw}
+
+
+# ------------------------------------------------------------------------------------------
+# learning-rate schedules and gradient clipping (torch.optim.lr_scheduler, torch.nn.utils)
+# ------------------------------------------------------------------------------------------
+
+#: The learning-rate schedulers' documentation
+TORCH_LR_SCHEDULER = "https://pytorch.org/docs/stable/optim.html#how-to-adjust-learning-rate"
+
+
+def lr_schedule(name, base_lr, epochs, **hp):
+    """The learning rates of epochs ``0 .. epochs - 1`` of a ``torch.optim.lr_scheduler``
+    stepped once per epoch, in the *recursive* forms of its documentation (TORCH_LR_SCHEDULER):
+
+    - ``"step"`` (``StepLR(step_size, gamma=0.1)``): ``lr *= gamma`` when ``epoch %
+      step_size == 0``;
+    - ``"exponential"`` (``ExponentialLR(gamma)``): ``lr *= gamma`` every epoch;
+    - ``"cosine"`` (``CosineAnnealingLR(T_max, eta_min=0)``): ``lr_{t+1} = eta_min + (lr_t -
+      eta_min) * (1 + cos(pi * (t + 1) / T_max)) / (1 + cos(pi * t / T_max))``, and
+      ``lr_{t+1} = lr_t + (base_lr - eta_min) * (1 - cos(pi / T_max)) / 2`` when
+      ``(t - T_max) % (2 * T_max) == 0``;
+    - ``"lambda"`` (``LambdaLR(lr_lambda)``): ``base_lr * lr_lambda(epoch)``.
+    """
+    lrs = [float(base_lr)]
+    for e in range(1, epochs):
+        lr = lrs[-1]
+        if name == "step":
+            step_size, gamma = hp["step_size"], hp.get("gamma", 0.1)
+            lr = lr * gamma if e % step_size == 0 else lr
+        elif name == "exponential":
+            lr = lr * hp["gamma"]
+        elif name == "cosine":
+            t_max, eta_min = hp["T_max"], hp.get("eta_min", 0.0)
+            if (e - 1 - t_max) % (2 * t_max) == 0:
+                lr = lr + (base_lr - eta_min) * (1 - np.cos(np.pi / t_max)) / 2
+            else:
+                lr = eta_min + (lr - eta_min) * (1 + np.cos(np.pi * e / t_max)) / (
+                    1 + np.cos(np.pi * (e - 1) / t_max))
+        elif name == "lambda":
+            lr = base_lr * hp["lr_lambda"](e)
+        else:
+            raise ValueError(name)
+        lrs.append(float(lr))
+    if name == "lambda":
+        lrs[0] = base_lr * hp["lr_lambda"](0)
+    return lrs
+
+
+def clip_grad_norm(grads, max_norm):
+    """``torch.nn.utils.clip_grad_norm_`` as documented: the norm of all gradients together
+    ``total = sqrt(sum(g**2))``, every gradient times ``min(max_norm / (total + 1e-6), 1)``.
+    Returns ``(clipped grads, total)``."""
+    grads = {k: f64(g) for k, g in grads.items()}
+    total = np.sqrt(sum(np.sum(g**2) for g in grads.values()))
+    coef = min(max_norm / (total + 1e-6), 1.0)
+    return {k: g * coef for k, g in grads.items()}, float(total)
 
 
 class OptimizerRun:
@@ -770,7 +847,9 @@ _ACTIVATIONS = {
 
 def multi_layer_net_extend_gradient(params, x, t, n_hidden, *, activation="relu",
                                     batchnorm=False, dropout_masks=None,
-                                    weight_decay_lambda=0.0):
+                                    weight_decay_lambda=0.0, normalization=None,
+                                    activation_params=None, inverted_dropout=False,
+                                    dropout_ratio=0.5):
     """BOOK multi_layer_net_extend.py ``gradient`` (``train_flg=True``): the forward pass
     ``Affine -> [BatchNorm] -> activation -> [Dropout]`` per hidden layer, ``Affine ->
     SoftmaxWithLoss``, the loss ``+ 0.5 * lambda * sum(W**2)``, then the layers' backward
@@ -778,22 +857,77 @@ def multi_layer_net_extend_gradient(params, x, t, n_hidden, *, activation="relu"
 
     ``dropout_masks`` (one 0/1 array per hidden layer, or None for no dropout) stand in for the
     book's random draws.  Returns ``(loss, grads)`` with the keys of ``params``.
+
+    Beyond the book (cs231n lecture 7), composed from the layer oracles above:
+    ``normalization="layer"`` (:func:`layernorm_forward`, eps 1e-5) in place of batch norm
+    (``batchnorm=True`` is ``normalization="batch"``); ``activation`` ``"leaky_relu"``,
+    ``"elu"`` (``activation_params["alpha"]``), ``"prelu"`` (slopes ``params["alpha{i}"]``,
+    not decayed) and ``"maxout"`` (``Maxout -> [normalization] -> [dropout]`` with
+    ``activation_params["pieces"]``); ``inverted_dropout`` (:func:`inverted_dropout_forward`).
     """
-    act_forward, act_backward = _ACTIVATIONS[activation]
+    hp = dict(activation_params or {})
+    if batchnorm:
+        normalization = "batch"
+    pieces = hp.get("pieces", 2)
+    if activation in _ACTIVATIONS:
+        act_forward, act_backward = _ACTIVATIONS[activation]
+    elif activation in ("leaky_relu", "elu"):
+        a = hp.get("alpha", 0.01 if activation == "leaky_relu" else 1.0)
+        fwd, bwd = ((leaky_relu_forward, leaky_relu_backward) if activation == "leaky_relu"
+                    else (elu_forward, elu_backward))
+
+        def act_forward(z, fwd=fwd, a=a):
+            return fwd(z, a)
+
+        def act_backward(z, out, dout, bwd=bwd, a=a):
+            return bwd(z, dout, a)
+
+    def norm_forward(h, i):
+        if normalization == "batch":
+            out, _, _, cache = batchnorm_forward(h, params[f"gamma{i}"], params[f"beta{i}"])
+            return out, cache
+        if normalization == "layer":
+            return layernorm_forward(h, params[f"gamma{i}"], params[f"beta{i}"])
+        return h, None
+
+    def norm_backward(cache, dout, i):
+        if normalization is None:
+            return dout
+        back = batchnorm_backward if normalization == "batch" else layernorm_backward
+        dout, grads[f"gamma{i}"], grads[f"beta{i}"] = back(cache, dout)
+        return dout
+
+    def drop_forward(h, i):
+        if dropout_masks is None:
+            return h
+        if inverted_dropout:
+            return inverted_dropout_forward(h, dropout_masks[i - 1], dropout_ratio)
+        return dropout_forward(h, dropout_masks[i - 1])
+
+    def drop_backward(dout, i):
+        if dropout_masks is None:
+            return dout
+        if inverted_dropout:
+            return inverted_dropout_backward(dropout_masks[i - 1], dout, dropout_ratio)
+        return dropout_backward(dropout_masks[i - 1], dout)
+
     h = f64(x)
     tape = []
     for i in range(1, n_hidden + 1):
         a_in = h
-        h = affine_forward(h, params[f"W{i}"], params[f"b{i}"])
-        bn = None
-        if batchnorm:
-            h, _, _, bn = batchnorm_forward(h, params[f"gamma{i}"], params[f"beta{i}"])
-        z = h
-        h = act_forward(z)
-        out = h
-        if dropout_masks is not None:
-            h = dropout_forward(h, dropout_masks[i - 1])
-        tape.append((a_in, bn, z, out))
+        if activation == "maxout":
+            h = maxout_forward(h, params[f"W{i}"], params[f"b{i}"], pieces)
+            h, norm_cache = norm_forward(h, i)
+            z = out = None
+        else:
+            h = affine_forward(h, params[f"W{i}"], params[f"b{i}"])
+            h, norm_cache = norm_forward(h, i)
+            z = h
+            h = (prelu_forward(z, params[f"alpha{i}"]) if activation == "prelu"
+                 else act_forward(z))
+            out = h
+        h = drop_forward(h, i)
+        tape.append((a_in, norm_cache, z, out))
     last = n_hidden + 1
     a_last = h
     scores = affine_forward(h, params[f"W{last}"], params[f"b{last}"])
@@ -806,12 +940,18 @@ def multi_layer_net_extend_gradient(params, x, t, n_hidden, *, activation="relu"
     dout, grads[f"W{last}"], grads[f"b{last}"] = affine_backward(a_last, params[f"W{last}"],
                                                                  dout)
     for i in range(n_hidden, 0, -1):
-        a_in, bn, z, out = tape[i - 1]
-        if dropout_masks is not None:
-            dout = dropout_backward(dropout_masks[i - 1], dout)
-        dout = act_backward(z, out, dout)
-        if batchnorm:
-            dout, grads[f"gamma{i}"], grads[f"beta{i}"] = batchnorm_backward(bn, dout)
+        a_in, norm_cache, z, out = tape[i - 1]
+        dout = drop_backward(dout, i)
+        if activation == "maxout":
+            dout = norm_backward(norm_cache, dout, i)
+            dout, grads[f"W{i}"], grads[f"b{i}"] = maxout_backward(
+                a_in, params[f"W{i}"], params[f"b{i}"], dout, pieces)
+            continue
+        if activation == "prelu":
+            dout, grads[f"alpha{i}"] = prelu_backward(z, params[f"alpha{i}"], dout)
+        else:
+            dout = act_backward(z, out, dout)
+        dout = norm_backward(norm_cache, dout, i)
         dout, grads[f"W{i}"], grads[f"b{i}"] = affine_backward(a_in, params[f"W{i}"], dout)
     for i in range(1, last + 1):
         grads[f"W{i}"] = grads[f"W{i}"] + lam * f64(params[f"W{i}"])

@@ -116,7 +116,7 @@ def test_info_reports_the_kernel_threads():
 
 @pytest.mark.parametrize("args", [
     ["train", "--backend", "foo"],
-    ["train", "--optimizer", "adamw"],
+    ["train", "--optimizer", "lamb"],
     ["train", "--hidden", "0,a"],
     ["train", "--hidden", "100,-5"],
     ["train", "--epochs", "0"],

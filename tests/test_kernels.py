@@ -29,6 +29,7 @@ OPTIMIZERS = {
     "AdaGrad": {"lr": 0.05},
     "RMSprop": {"lr": 0.01, "decay_rate": 0.9},
     "Adam": {"lr": 0.01, "beta1": 0.8, "beta2": 0.95},
+    "AdamW": {"lr": 0.01, "beta1": 0.8, "beta2": 0.95, "weight_decay": 0.5},
 }
 
 
@@ -80,7 +81,7 @@ def test_fused_kernel_equals_portable(backend, name):
 
 
 @pytest.mark.parametrize("block", [7, 16, 1 << 20])
-@pytest.mark.parametrize("name", ["Momentum", "AdaGrad", "RMSprop", "Adam"])
+@pytest.mark.parametrize("name", ["Momentum", "AdaGrad", "RMSprop", "Adam", "AdamW"])
 def test_blocked_numpy_kernels_equal_portable(name, block):
     """Blocks smaller than the buffer, with a remainder, and one block for everything."""
     be = xpnet.get_backend("numpy")
@@ -247,7 +248,7 @@ def test_numpy_relu_backward_kernel_equals_where_bit_for_bit(dtype):
     np.testing.assert_array_equal(got_t, np.where(mask.T, dout.T, dtype(0)))
 
 
-@pytest.mark.parametrize("name", ["Adam", "RMSprop", "AdaGrad", "Momentum"])
+@pytest.mark.parametrize("name", ["Adam", "AdamW", "RMSprop", "AdaGrad", "Momentum"])
 @pytest.mark.parametrize("threads", [2, 3])
 def test_threaded_numpy_kernels_equal_one_thread_bit_for_bit(name, threads, monkeypatch):
     """Large buffers are split across threads; every element must get the same arithmetic."""
@@ -311,7 +312,7 @@ def test_numpy_updates_non_contiguous_params_in_place(name, fused):
     params = {"W": w0.copy(order="F"), "b": np.repeat(b0, 2)[::2]}  # F-order, strided
     arrays = dict(params)
     opt = xpnet.get_optimizer(name, fused=fused, **OPTIMIZERS[name])
-    oracle = O.OptimizerRun(O.BOOK_OPTIMIZERS[name], {"W": w0, "b": b0}, **OPTIMIZERS[name])
+    oracle = O.OptimizerRun(O.OPTIMIZER_ORACLES[name], {"W": w0, "b": b0}, **OPTIMIZERS[name])
     for step in range(5):
         g = np.random.default_rng(step)
         grads = {"W": np.asfortranarray(g.standard_normal((6, 5))), "b": g.standard_normal(5)}

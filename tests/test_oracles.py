@@ -48,7 +48,7 @@ from xpnet.layers import (
     SpatialBatchNormalization,
     Tanh,
 )
-from xpnet.optim import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
+from xpnet.optim import SGD, AdaGrad, Adam, AdamW, Momentum, Nesterov, RMSprop
 
 DTYPES = ["float64", "float32"]
 #: relative tolerance of one elementwise result; ``factor`` widens it for long chains
@@ -369,6 +369,8 @@ TORCH_OPTIM_CASES = [
                                   "weight_decay": 0.05}),
     ("Adam", O.torch_adam, {"lr": 0.05, "beta1": 0.8, "beta2": 0.99, "eps": 1e-3,
                             "weight_decay": 0.05}),
+    ("AdamW", O.torch_adamw, {"lr": 0.05, "beta1": 0.8, "beta2": 0.99, "eps": 1e-3,
+                              "weight_decay": 0.3}),
 ]
 
 
@@ -382,7 +384,7 @@ def _torch_opt(torch, name, tparams, hp):
     if name == "RMSprop":
         return o.RMSprop(tparams, **hp)
     b1, b2 = hp.pop("beta1"), hp.pop("beta2")
-    return o.Adam(tparams, betas=(b1, b2), **hp)
+    return (o.AdamW if name == "AdamW" else o.Adam)(tparams, betas=(b1, b2), **hp)
 
 
 @pytest.mark.parametrize("name, step, hp", TORCH_OPTIM_CASES, ids=[c[0] for c in TORCH_OPTIM_CASES])
@@ -886,7 +888,7 @@ def test_every_public_layer_and_function_has_an_oracle_test():
 # ------------------------------------------------------------------------------------------
 
 OPTIMIZERS = {"SGD": SGD, "Momentum": Momentum, "Nesterov": Nesterov, "AdaGrad": AdaGrad,
-              "RMSprop": RMSprop, "Adam": Adam}
+              "RMSprop": RMSprop, "Adam": Adam, "AdamW": AdamW}
 #: hyperparameters away from the defaults (a swapped argument shows up)
 CUSTOM = {
     "SGD": {"lr": 0.1},
@@ -895,6 +897,7 @@ CUSTOM = {
     "AdaGrad": {"lr": 0.3, "eps": 1e-3},
     "RMSprop": {"lr": 0.02, "decay_rate": 0.9, "eps": 1e-3},
     "Adam": {"lr": 0.05, "beta1": 0.8, "beta2": 0.99, "eps": 1e-3},
+    "AdamW": {"lr": 0.05, "beta1": 0.8, "beta2": 0.99, "eps": 1e-3, "weight_decay": 0.3},
 }
 PATHS = fused_paths(list(OPTIMIZERS), lambda n: (OPTIMIZER_KERNEL_SLOTS[n],))
 
@@ -927,7 +930,7 @@ def test_optimizer_on_a_dict_matches_the_book(backend, rng, name, fused, dtype, 
     params = {k: backend.asarray(v.copy()) for k, v in init.items()}
     arrays = dict(params)
     opt = OPTIMIZERS[name](**kwargs, fused=fused)
-    oracle = O.OptimizerRun(O.BOOK_OPTIMIZERS[name], init, **kwargs)
+    oracle = O.OptimizerRun(O.OPTIMIZER_ORACLES[name], init, **kwargs)
     for _ in range(30):
         g = {k: host(rng, s, dtype, shift=0.3) for k, s in SHAPES.items()}
         opt.update(params, {k: backend.asarray(v) for k, v in g.items()})
@@ -948,7 +951,7 @@ def test_optimizer_on_network_params_matches_the_book(backend, rng, name, fused,
     assert net.params.flat_view() is not None  # (else this would test the per-key path)
     kwargs = CUSTOM[name]
     opt = OPTIMIZERS[name](**kwargs, fused=fused)
-    oracle = O.OptimizerRun(O.BOOK_OPTIMIZERS[name],
+    oracle = O.OptimizerRun(O.OPTIMIZER_ORACLES[name],
                             {k: backend.to_numpy(v) for k, v in net.params.items()}, **kwargs)
     x, t = rng.standard_normal((10, 6)), rng.integers(0, 3, 10)
     for step in range(12):

@@ -30,7 +30,17 @@ from xpnet.errors import (
 )
 from xpnet.gradcheck import GradientCheckWarning, gradient_check
 from xpnet.nets import MultiLayerNet, MultiLayerNetExtend
-from xpnet.optim import SGD, AdaGrad, Adam, Momentum, Nesterov, Optimizer, RMSprop, get_optimizer
+from xpnet.optim import (
+    SGD,
+    AdaGrad,
+    Adam,
+    AdamW,
+    Momentum,
+    Nesterov,
+    Optimizer,
+    RMSprop,
+    get_optimizer,
+)
 from xpnet.trainer import Trainer
 
 __version__ = "0.1.0"
@@ -39,6 +49,7 @@ __all__ = [
     "SGD",
     "AdaGrad",
     "Adam",
+    "AdamW",
     "Backend",
     "BackendUnavailableError",
     "CheckpointError",

@@ -1,4 +1,4 @@
-"""The book's optimizers (``common/optimizer.py``), in the book's order.
+"""The book's optimizers (``common/optimizer.py``), in the book's order, and ``AdamW``.
 
 Every optimizer has ``update(params, grads)``: ``params`` and ``grads`` are dicts of arrays with
 the same keys, and the arrays of ``params`` are updated **in place** -- so a layer that holds
@@ -37,6 +37,7 @@ __all__ = [
     "SGD",
     "AdaGrad",
     "Adam",
+    "AdamW",
     "Momentum",
     "Nesterov",
     "Optimizer",
@@ -623,7 +624,7 @@ class RMSprop(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba, https://arxiv.org/abs/1412.6980), the book's formulation.
+    """Adam (Kingma & Ba, https://arxiv.org/abs/1412.6980), by default the book's formulation.
 
     ``m += (1 - beta1) * (g - m)``, ``v += (1 - beta2) * (g*g - v)``,
     ``p -= lr_t * m / (sqrt(v) + eps)`` with ``lr_t = lr * sqrt(1 - beta2**t) / (1 - beta1**t)``.
@@ -632,19 +633,48 @@ class Adam(Optimizer):
     ``sqrt(v)``.  ``torch.optim.Adam`` adds its ``eps`` to the corrected ``sqrt(v_hat)``: the
     two agree exactly when ``eps=0`` and otherwise differ by the effective ``eps`` (book:
     ``eps / sqrt(1 - beta2**t)``).  The book's ``eps`` is ``1e-7``, PyTorch's ``1e-8``.
+
+    ``eps_style="torch"`` places ``eps`` as ``torch.optim.Adam`` does --
+    ``p -= lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)``:
+    ``Adam(lr, beta1, beta2, eps=1e-8, eps_style="torch")`` is ``torch.optim.Adam(params, lr,
+    betas=(beta1, beta2))`` (``eps`` keeps the book's default ``1e-7`` unless given).  The
+    fused kernels compute it as the book's form with ``lr_t`` and ``eps * sqrt(1 -
+    beta2**t)``: the same numbers up to rounding.
+
+    Parameters
+    ----------
+    lr, beta1, beta2 : float
+    eps : float
+        The book's ``1e-7``; PyTorch's default is ``1e-8``.
+    eps_style : {'book', 'torch'}
+        Where ``eps`` goes: to the uncorrected ``sqrt(v)`` (the book) or to the bias-corrected
+        ``sqrt(v_hat)`` (PyTorch).
+    fused : bool
+        See :class:`Optimizer`.
+
+    Examples
+    --------
+    >>> Adam(lr=0.01, eps=1e-8, eps_style="torch")
+    Adam(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-08, eps_style='torch')
     """
 
     state_names = ("m", "v")
     counters = ("iter",)
 
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, *,
-                 eps: float = 1e-7, fused: bool = True):
+                 eps: float = 1e-7, eps_style: str = "book", fused: bool = True):
+        if eps_style not in ("book", "torch"):
+            raise ValueError(f"eps_style must be 'book' or 'torch', got {eps_style!r}")
         super().__init__(lr, fused=fused)
         self.beta1 = check_hyperparameter("beta1", beta1)
         self.beta2 = check_hyperparameter("beta2", beta2)
         self.eps = check_hyperparameter("eps", eps)
+        self.eps_style = eps_style
         self.iter = 0
         self._lr_t = 0.0
+        #: torch's placement: the step size ``lr / (1 - beta1**t)`` and ``sqrt(1 - beta2**t)``
+        self._step_size = 0.0
+        self._bc2_sqrt = 1.0
 
     @property
     def m(self) -> dict[str, Any]:
@@ -659,27 +689,96 @@ class Adam(Optimizer):
     def _begin_step(self) -> None:
         self.iter += 1
         t = self.iter
-        self._lr_t = self.lr * math.sqrt(1.0 - self.beta2**t) / (1.0 - self.beta1**t)
+        bc1, bc2 = 1.0 - self.beta1**t, 1.0 - self.beta2**t
+        self._lr_t = self.lr * math.sqrt(bc2) / bc1
+        self._step_size = self.lr / bc1
+        self._bc2_sqrt = math.sqrt(bc2)
 
     def _step(self, key: str | None, p: Any, g: Any) -> None:
+        self._adam_step(key, p, g, 1.0)
+
+    def _adam_step(self, key: str | None, p: Any, g: Any, decay: float) -> None:
+        """``p *= decay`` (AdamW's decoupled weight decay; 1 for Adam), then Adam's step."""
         xp = self._ns(p)
         m = self._state("m", key)
         v = self._state("v", key)
+        torch_eps = self.eps_style == "torch"
         kernel = self._kernel("adam")
         if kernel is not None:
-            kernel(p, g, m, v, self._lr_t, self.beta1, self.beta2, self.eps)
+            # torch's placement is the book's with eps * sqrt(1 - beta2**t) (see the docstring)
+            eps = self.eps * self._bc2_sqrt if torch_eps else self.eps
+            kernel(p, g, m, v, self._lr_t, self.beta1, self.beta2, eps, decay)
             return
-        m += (1.0 - self.beta1) * (g - m)
-        v += (1.0 - self.beta2) * (g * g - v)
-        p -= self._lr_t * m / (xp.sqrt(v) + self.eps)
+        if decay != 1.0:
+            p *= decay
+        if not torch_eps:
+            m += (1.0 - self.beta1) * (g - m)
+            v += (1.0 - self.beta2) * (g * g - v)
+            p -= self._lr_t * m / (xp.sqrt(v) + self.eps)
+            return
+        # torch.optim.Adam's own order of operations (``_single_tensor_adam``)
+        m += (1.0 - self.beta1) * (g - m)  # exp_avg.lerp_(grad, 1 - beta1)
+        v *= self.beta2  # exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        v += (1.0 - self.beta2) * (g * g)
+        denom = xp.sqrt(v) / self._bc2_sqrt + self.eps
+        p -= self._step_size * (m / denom)
 
-    def hyperparameters(self) -> dict[str, float]:
-        return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
+    def hyperparameters(self) -> dict[str, Any]:
+        hp: dict[str, Any] = {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2,
+                              "eps": self.eps}
+        if self.eps_style != "book":
+            hp["eps_style"] = self.eps_style
+        return hp
+
+
+class AdamW(Adam):
+    """AdamW (Loshchilov & Hutter, https://arxiv.org/abs/1711.05101): Adam with decoupled
+    weight decay, exactly ``torch.optim.AdamW``'s update.
+
+    ``p *= 1 - lr * weight_decay``, then Adam's step with ``eps`` placed as PyTorch places it
+    (``Adam(eps_style="torch")``): ``p -= lr / (1 - beta1**t) * m / (sqrt(v) /
+    sqrt(1 - beta2**t) + eps)``.  Not in the book.  Unlike the networks'
+    ``weight_decay_lambda`` (an L2 term in the loss, on the weights ``W`` only), the decay
+    shrinks *every* parameter it is given -- biases, normalization and PReLU parameters too --
+    as ``torch.optim.AdamW`` does with one parameter group; with Adam's per-parameter scaling
+    the two are not the same (that is the paper's point).
+
+    Parameters
+    ----------
+    lr, beta1, beta2, eps : float
+        PyTorch's defaults (``betas=(beta1, beta2)``).
+    weight_decay : float >= 0
+        Decoupled decay rate (PyTorch's default 0.01); the step multiplies by
+        ``1 - lr * weight_decay`` with the current ``lr``.
+    fused : bool
+        See :class:`Optimizer`; the fused kernels are Adam's, given the decay factor.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> params = {"w": np.array([1.0])}
+    >>> AdamW(lr=0.1, weight_decay=0.5).update(params, {"w": np.array([0.0])})
+    >>> params["w"].tolist()  # only the decay moves it: 1 * (1 - 0.1 * 0.5)
+    [0.95]
+    """
+
+    def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
+                 eps: float = 1e-8, weight_decay: float = 0.01, *, fused: bool = True):
+        wd = check_hyperparameter("weight_decay", weight_decay)
+        super().__init__(lr, beta1, beta2, eps=eps, eps_style="torch", fused=fused)
+        self.weight_decay = wd
+
+    def _step(self, key: str | None, p: Any, g: Any) -> None:
+        self._adam_step(key, p, g, 1.0 - self.lr * self.weight_decay)
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps,
+                "weight_decay": self.weight_decay}
 
 
 #: The optimizers by class name, in the book's order (:func:`get_optimizer` takes any case).
 OPTIMIZERS: dict[str, type[Optimizer]] = {
-    cls.__name__: cls for cls in (SGD, Momentum, Nesterov, AdaGrad, RMSprop, Adam)
+    cls.__name__: cls for cls in (SGD, Momentum, Nesterov, AdaGrad, RMSprop, Adam, AdamW)
 }
 _BY_LOWER_NAME = {name.lower(): cls for name, cls in OPTIMIZERS.items()}
 

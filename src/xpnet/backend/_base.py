@@ -46,7 +46,10 @@ class Kernels:
     name = "portable"
     #: ``matmul_into(a, b, out)``: ``out[...] = a @ b`` without a temporary
     matmul_into = None
-    #: ``adam(p, g, m, v, lr_t, beta1, beta2, eps)``
+    #: ``adam(p, g, m, v, lr_t, beta1, beta2, eps, decay=1.0)``: the book's Adam step
+    #: ``m += (1 - beta1) * (g - m); v += (1 - beta2) * (g*g - v);
+    #: p = decay * p - lr_t * m / (sqrt(v) + eps)`` (``decay``: AdamW's ``1 - lr * wd``;
+    #: torch's eps placement is this with ``eps * sqrt(1 - beta2**t)``)
     adam = None
     #: ``rmsprop(p, g, h, lr, decay_rate, eps)``
     rmsprop = None

@@ -34,17 +34,19 @@ class CupyKernels(Kernels):
 
         return cupy.maximum(x, 0, out=x)
 
-    def adam(self, p, g, m, v, lr_t, beta1, beta2, eps):  # noqa: ANN001, ANN201
+    def adam(self, p, g, m, v, lr_t, beta1, beta2, eps, decay=1.0):  # noqa: ANN001, ANN201
         import cupy
 
         if self._adam is None:
+            # ``decay * p``: AdamW's decoupled weight decay (1 * p is exact for Adam)
             self._adam = cupy.ElementwiseKernel(
-                "T g, T lr_t, T b1c, T b2c, T eps", "T p, T m, T v",
-                "m += b1c * (g - m); v += b2c * (g * g - v); p -= lr_t * m / (sqrt(v) + eps);",
+                "T g, T lr_t, T b1c, T b2c, T eps, T decay", "T p, T m, T v",
+                "m += b1c * (g - m); v += b2c * (g * g - v); "
+                "p = decay * p - lr_t * m / (sqrt(v) + eps);",
                 "xpnet_adam",
             )
         c = p.dtype.type
-        self._adam(g, c(lr_t), c(1.0 - beta1), c(1.0 - beta2), c(eps), p, m, v)
+        self._adam(g, c(lr_t), c(1.0 - beta1), c(1.0 - beta2), c(eps), c(decay), p, m, v)
 
 
 class CupyGenerator(Generator):

@@ -129,9 +129,10 @@ class NumpyKernels(Kernels):
         ones = np.negative(mask.view(np.int8), dtype=it)
         return np.bitwise_and(dout.view(it), ones).view(dout.dtype)
 
-    def adam(self, p, g, m, v, lr_t, beta1, beta2, eps):  # noqa: ANN001, ANN201
+    def adam(self, p, g, m, v, lr_t, beta1, beta2, eps, decay=1.0):  # noqa: ANN001, ANN201
         c = p.dtype.type
         b1c, b2c, eps, lr_t = c(1.0 - beta1), c(1.0 - beta2), c(eps), c(lr_t)
+        keep = None if decay == 1.0 else c(decay)
 
         def body(p_, g_, m_, v_, s):  # noqa: ANN001, ANN202
             np.subtract(g_, m_, out=s)  # m += (1 - beta1) * (g - m)
@@ -141,6 +142,8 @@ class NumpyKernels(Kernels):
             s -= v_
             s *= b2c
             v_ += s
+            if keep is not None:  # AdamW: p *= 1 - lr * weight_decay
+                p_ *= keep
             _rms_step(p_, m_, v_, s, lr_t, eps)  # p -= lr_t * m / (sqrt(v) + eps)
 
         self._each_block(body, p, g, m, v)

@@ -55,9 +55,11 @@ class TorchKernels(Kernels):
         return torch.sum(x, 0, out=out)
 
     @staticmethod
-    def adam(p, g, m, v, lr_t, beta1, beta2, eps):  # noqa: ANN001, ANN205
+    def adam(p, g, m, v, lr_t, beta1, beta2, eps, decay=1.0):  # noqa: ANN001, ANN205
         m.lerp_(g, 1.0 - beta1)
         v.mul_(beta2).addcmul_(g, g, value=1.0 - beta2)
+        if decay != 1.0:  # AdamW: p *= 1 - lr * weight_decay
+            p.mul_(decay)
         p.addcdiv_(m, v.sqrt().add_(eps), value=-lr_t)
 
 
