@@ -32,9 +32,10 @@ from xpnet.devicelog import DeviceLog
 from xpnet.errors import CheckpointError, TrainingDivergedError, TrainingInterrupted
 from xpnet.optim import Optimizer, get_optimizer
 from xpnet.progress import progress as _progress
-from xpnet.validation import as_int
+from xpnet.validation import as_float, as_int
 
-__all__ = ["BEST_CHECKPOINT", "LAST_CHECKPOINT", "Trainer", "train_steps"]
+__all__ = ["BEST_CHECKPOINT", "LAST_CHECKPOINT", "LR_SCHEDULES", "Trainer", "clip_grad_norm",
+           "make_lr_schedule", "train_steps"]
 
 #: File names in a Trainer's ``checkpoint_dir``.
 LAST_CHECKPOINT = "last.safetensors"
@@ -42,10 +43,162 @@ BEST_CHECKPOINT = "best.safetensors"
 #: Version of the Trainer's part of a checkpoint's metadata.
 TRAINER_STATE_VERSION = 1
 
+#: The named learning-rate schedules: name -> (required, optional with defaults) parameters,
+#: PyTorch's names.  ``T_max`` of ``"cosine"`` defaults to the number of epochs.
+LR_SCHEDULES: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+    "step": (("step_size",), {"gamma": 0.1}),
+    "exponential": (("gamma",), {}),
+    "cosine": ((), {"T_max": None, "eta_min": 0.0}),
+}
+
+
+def make_lr_schedule(lr_schedule: Any, base_lr: float, params: Mapping[str, Any] | None = None,
+                     *, epochs: int | None = None) -> Callable[[int], float]:
+    """The learning rate of each epoch, as ``torch.optim.lr_scheduler`` stepped once per epoch.
+
+    Returns ``lr_at(epoch) -> float`` for the 0-based epoch:
+
+    * ``"step"``: ``base_lr * gamma ** (epoch // step_size)`` -- ``StepLR(step_size,
+      gamma=0.1)``;
+    * ``"exponential"``: ``base_lr * gamma ** epoch`` -- ``ExponentialLR(gamma)``;
+    * ``"cosine"``: ``eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2`` --
+      ``CosineAnnealingLR(T_max, eta_min=0)`` (``eta_min`` an absolute rate; past ``T_max`` the
+      rate rises again, as PyTorch's does).  ``T_max`` defaults to ``epochs`` (PyTorch requires
+      it);
+    * a callable ``f``: ``base_lr * f(epoch)`` -- ``LambdaLR(f)``.
+
+    PyTorch computes the rates recursively (``lr * gamma`` each step); these closed forms are
+    the same numbers up to rounding.
+
+    Parameters
+    ----------
+    lr_schedule : {'step', 'exponential', 'cosine'} or callable
+    base_lr : float
+        The optimizer's initial learning rate.
+    params : dict, optional
+        The schedule's parameters, PyTorch's names (see :data:`LR_SCHEDULES`).
+    epochs : int, optional
+        The default ``T_max`` of ``"cosine"``.
+
+    Examples
+    --------
+    >>> lr_at = make_lr_schedule("step", 0.1, {"step_size": 2, "gamma": 0.5})
+    >>> [lr_at(e) for e in range(5)]
+    [0.1, 0.1, 0.05, 0.05, 0.025]
+    """
+    given = {} if params is None else params
+    if not isinstance(given, Mapping):
+        raise TypeError(f"lr_schedule_params must be a dict, got {params!r}")
+    base = float(base_lr)
+    if callable(lr_schedule) and not isinstance(lr_schedule, str):
+        if given:
+            raise ValueError(f"lr_schedule_params {sorted(given)} do not apply to a callable "
+                             "lr_schedule (it gets the epoch, as torch's LambdaLR)")
+        f = lr_schedule
+
+        def lr_lambda(epoch: int) -> float:
+            factor = f(epoch)
+            try:
+                value = float(factor)
+            except (TypeError, ValueError):
+                raise TypeError(f"lr_schedule({epoch}) must return a number, got "
+                                f"{factor!r}") from None
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"lr_schedule({epoch}) returned {factor!r}; the factor must "
+                                 "be a finite number >= 0")
+            return base * value
+
+        return lr_lambda
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"unknown lr_schedule {lr_schedule!r}; use None, a callable "
+                         f"(epoch -> factor) or one of {', '.join(map(repr, LR_SCHEDULES))}")
+    required, optional = LR_SCHEDULES[lr_schedule]
+    unknown = sorted(set(given) - set(required) - set(optional))
+    missing = [k for k in required if k not in given]
+    if unknown or missing:
+        takes = ", ".join([*required, *(f"{k}={v!r}" for k, v in optional.items())])
+        problem = (f"unknown {unknown}" if unknown else "") + \
+                  ("; " if unknown and missing else "") + (f"missing {missing}" if missing else "")
+        raise ValueError(f"lr_schedule_params for {lr_schedule!r}: {problem} (it takes: "
+                         f"{takes})")
+    hp = {**optional, **given}
+
+    def number(name: str, low: float, *, integer: bool = False, strict: bool = False) -> Any:
+        v = hp[name]
+        ok = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) and (
+            v > low if strict else v >= low) and (not integer or float(v).is_integer())
+        if not ok:
+            kind = "an integer" if integer else "a finite number"
+            raise ValueError(f"lr_schedule_params[{name!r}] must be {kind} "
+                             f"{'>' if strict else '>='} {low:g}, got {v!r}")
+        return int(v) if integer else float(v)
+
+    if lr_schedule == "step":
+        step_size, gamma = number("step_size", 0, integer=True, strict=True), number("gamma", 0)
+        return lambda epoch: base * gamma ** (epoch // step_size)
+    if lr_schedule == "exponential":
+        gamma = number("gamma", 0)
+        return lambda epoch: base * gamma ** epoch
+    if hp["T_max"] is None:
+        hp["T_max"] = max(int(epochs or 0), 1)
+    t_max, eta_min = number("T_max", 0, integer=True, strict=True), number("eta_min", 0)
+    return lambda epoch: eta_min + (base - eta_min) * (1.0 + math.cos(math.pi * epoch / t_max)) / 2
+
+
+def clip_grad_norm(grads: Mapping[str, Any], max_norm: float, *, xp: Any = None) -> Any:
+    """Scale all gradients in place so that their global L2 norm is at most ``max_norm``.
+
+    ``torch.nn.utils.clip_grad_norm_(parameters, max_norm)``: with ``total`` the norm of all
+    gradients together, every gradient is multiplied by ``min(max_norm / (total + 1e-6), 1)``.
+    On a network's gradients (views of one flat buffer, :class:`~xpnet.params.ParamDict`) that
+    is one norm and one multiplication over the buffer.  Everything stays on the device (no
+    host synchronisation): the returned norm is a 0-d array.
+
+    Parameters
+    ----------
+    grads : dict of arrays
+        Modified in place.
+    max_norm : float > 0
+    xp : namespace, optional
+        The gradients' array namespace; looked up when None.
+
+    Returns
+    -------
+    array, 0-d
+        The global norm before clipping (as PyTorch returns it).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> g = {"a": np.array([3.0]), "b": np.array([4.0])}
+    >>> float(clip_grad_norm(g, 1.0))
+    5.0
+    >>> [round(float(v[0]), 6) for v in g.values()]
+    [0.6, 0.8]
+    """
+    flat = grads.flat_view() if hasattr(grads, "flat_view") else None
+    arrays = [flat] if flat is not None else list(grads.values())
+    if not arrays:
+        raise ValueError("clip_grad_norm: grads is empty")
+    if xp is None:
+        from array_api_compat import array_namespace
+
+        xp = array_namespace(*arrays)
+    total = None
+    for g in arrays:
+        g1 = g if g.ndim == 1 else xp.reshape(g, (-1,))
+        sq = xp.vecdot(g1, g1)  # no temporary (NumPy: 8x faster than sum(g * g) at 2.9 M)
+        total = sq if total is None else total + sq
+    total = xp.sqrt(total)
+    coef = xp.minimum(float(max_norm) / (total + 1e-6), 1.0)
+    for g in arrays:
+        g *= coef
+    return total
+
 
 def train_steps(runs: Mapping[Any, tuple[Any, Any]], x: Any, t: Any, batches: Iterable[Any],
                 logs: Mapping[Any, Any] | None = None, bar: Any = None, *,
-                xp: Any = None) -> int:
+                xp: Any = None, grad_clip: float | None = None) -> int:
     """Take one gradient step per mini-batch, for every ``(network, optimizer)`` of ``runs``.
 
     The book's loop body -- ``grads = network.gradient(x_batch, t_batch)``,
@@ -75,6 +228,9 @@ def train_steps(runs: Mapping[Any, tuple[Any, Any]], x: Any, t: Any, batches: It
         Advanced by one per step (see :func:`xpnet.progress.progress`).
     xp : namespace, optional
         The array namespace of ``x``; looked up once when None.
+    grad_clip : float, optional
+        Clip each step's gradients to this global L2 norm before the update
+        (:func:`clip_grad_norm`).
 
     Returns
     -------
@@ -116,6 +272,8 @@ def train_steps(runs: Mapping[Any, tuple[Any, Any]], x: Any, t: Any, batches: It
         t_batch = xp.take(t, idx, axis=0)
         for net, opt, log in pairs:
             grads = net.gradient(x_batch, t_batch)
+            if grad_clip is not None:
+                clip_grad_norm(grads, grad_clip, xp=xp)
             opt.update(net.params, grads)
             if log is not None:
                 loss = getattr(net, "last_loss", None)  # the gradient's own forward pass
@@ -224,6 +382,20 @@ class Trainer:
         Run with the same data, ``mini_batch_size`` and network, the result equals that of an
         uninterrupted run (bit for bit on NumPy and on the same device elsewhere).
 
+    lr_schedule : {None, 'step', 'exponential', 'cosine'} or callable, optional
+        Set the optimizer's ``lr`` at the start of every epoch, as PyTorch's ``StepLR`` /
+        ``ExponentialLR`` / ``CosineAnnealingLR`` / ``LambdaLR`` (a callable gets the 0-based
+        epoch and returns a factor of the initial ``lr``) stepped once per epoch; see
+        :func:`make_lr_schedule`.  Not in the book.
+    lr_schedule_params : dict, optional
+        The schedule's parameters, PyTorch's names: ``step_size``, ``gamma`` (``"step"``,
+        ``"exponential"``), ``T_max`` (default: ``epochs``), ``eta_min`` (an absolute rate;
+        ``"cosine"``).
+    grad_clip : float, optional
+        Clip every step's gradients to this global L2 norm, as
+        ``torch.nn.utils.clip_grad_norm_`` over all parameters (:func:`clip_grad_norm`; on the
+        device, no host synchronisation).  Not in the book.
+
     Raises
     ------
     TrainingDivergedError
@@ -242,6 +414,8 @@ class Trainer:
         Accuracies at the end of every epoch.
     epoch_times : list of float
         Wall time of every epoch in seconds (training and evaluation).
+    lr_list : list of float
+        The learning rate of every epoch.
 
     Notes
     -----
@@ -262,6 +436,17 @@ class Trainer:
 
     The signal handlers are installed only while :meth:`train` runs, and only in the main
     thread (Python delivers signals there); the previous handlers are put back afterwards.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpnet import MultiLayerNet
+    >>> x, t = np.eye(4, dtype=np.float32), np.arange(4)
+    >>> trainer = Trainer(MultiLayerNet(4, [3], 4, seed=0), x, t, x, t, epochs=3,
+    ...                   mini_batch_size=2, verbose=False, lr_schedule="exponential",
+    ...                   lr_schedule_params={"gamma": 0.5}, grad_clip=1.0)
+    >>> trainer.train()["lr"]
+    [0.01, 0.005, 0.0025]
     """
 
     def __init__(self, network: Any, x_train: Any, t_train: Any, x_test: Any, t_test: Any,
@@ -271,11 +456,17 @@ class Trainer:
                  *, seed: int | None = None, progress: bool | None = None,
                  on_epoch_end: Callable[[Trainer], Any] | None = None,
                  check_data: bool = True,
-                 checkpoint_dir: str | os.PathLike[str] | None = None, resume: bool = False):
+                 checkpoint_dir: str | os.PathLike[str] | None = None, resume: bool = False,
+                 lr_schedule: Any = None, lr_schedule_params: dict[str, Any] | None = None,
+                 grad_clip: float | None = None):
         self.epochs = as_int(epochs, "epochs")
         self.batch_size = as_int(mini_batch_size, "mini_batch_size")
         self.evaluate_sample_num_per_epoch = as_int(
             evaluate_sample_num_per_epoch, "evaluate_sample_num_per_epoch", none_ok=True)
+        grad_clip = None if grad_clip is None else as_float(grad_clip, "grad_clip", low=0.0,
+                                                            low_open=True)
+        if lr_schedule is None and lr_schedule_params:
+            raise ValueError("lr_schedule_params given without an lr_schedule")
         be = getattr(network, "backend", None)
         if be is None:
             raise TypeError("Trainer needs an xpnet network (with a .backend)")
@@ -287,6 +478,11 @@ class Trainer:
         else:
             params = {"lr": 0.01} if optimizer_param is None else dict(optimizer_param)
             self.optimizer = get_optimizer(optimizer, **params)
+        self._lr_at = None if lr_schedule is None else make_lr_schedule(
+            lr_schedule, self.optimizer.lr, lr_schedule_params, epochs=self.epochs)
+        self.lr_schedule = lr_schedule
+        self.lr_schedule_params = None if lr_schedule_params is None else dict(lr_schedule_params)
+        self.grad_clip = grad_clip
         self.network = network
         self.verbose = verbose
         self.progress = verbose if progress is None else bool(progress)
@@ -307,6 +503,7 @@ class Trainer:
         self.train_acc_list: list[float] = []
         self.test_acc_list: list[float] = []
         self.epoch_times: list[float] = []
+        self.lr_list: list[float] = []
         self._init_checkpointing(checkpoint_dir, resume)
 
     # -- one epoch --------------------------------------------------------------------------
@@ -320,12 +517,17 @@ class Trainer:
             self._epoch_rng_state = copy.deepcopy(self._rng.bit_generator.state)
         else:  # continuing an epoch: its permutation again, from the state it was drawn with
             self._rng.bit_generator.state = copy.deepcopy(self._epoch_rng_state)
+        if self._lr_at is not None:  # the epoch's rate (also when continuing it)
+            self.optimizer.lr = self._lr_at(self.current_epoch)
+        if start == 0:
+            self.lr_list.append(self.optimizer.lr)
         order = be.asarray(self._rng.permutation(self.train_size))
         log = DeviceLog(be)  # flushed once, at the end of the epoch
         first_iter = self.current_iter
         try:
             train_steps({"net": (self.network, self.optimizer)}, self.x_train, self.t_train,
-                        self._batches(order, start), {"net": log}, bar, xp=be.xp)
+                        self._batches(order, start), {"net": log}, bar, xp=be.xp,
+                        grad_clip=self.grad_clip)
         finally:  # an interrupted epoch keeps the losses of its completed steps
             losses = log.values()
             self.train_loss_list.extend(losses)
@@ -444,6 +646,7 @@ class Trainer:
             "train_acc": list(self.train_acc_list),
             "test_acc": list(self.test_acc_list),
             "epoch_times": list(self.epoch_times),
+            "lr": list(self.lr_list),
             "iter_per_epoch": self.iter_per_epoch,
             "epochs": self.current_epoch,
             "optimizer": type(self.optimizer).__name__,
@@ -507,7 +710,8 @@ class Trainer:
             "history": {"train_loss": list(self.train_loss_list),
                         "train_acc": list(self.train_acc_list),
                         "test_acc": list(self.test_acc_list),
-                        "epoch_times": list(self.epoch_times)},
+                        "epoch_times": list(self.epoch_times),
+                        "lr": list(self.lr_list)},
             "best_test_acc": self.best_test_acc,
             "best_epoch": self.best_epoch,
         }
@@ -557,6 +761,7 @@ class Trainer:
         self.train_acc_list = [float(v) for v in history["train_acc"]]
         self.test_acc_list = [float(v) for v in history["test_acc"]]
         self.epoch_times = [float(v) for v in history["epoch_times"]]
+        self.lr_list = [float(v) for v in history.get("lr", [])]
         self.current_epoch = state["epoch"]
         self.current_iter = state["iter"]
         self._step_in_epoch = state["step_in_epoch"]
