@@ -216,13 +216,21 @@ def test_titanic_beats_the_majority_baseline(bname):
         assert r["final_test_acc"] > res["majority_baseline"]
 
 
-def test_compare_runs_every_available_pair(bname):
+def test_compare_runs_every_pair(bname):
+    """Issue 10's complete experiment: every activation with none / batch / layer norm, nothing
+    unavailable; the feature-map normalizations are pointed to the conv net's experiment."""
     res = quick_result("compare", bname)
-    assert {"sigmoid", "tanh", "relu"} <= set(res["activations"])
-    assert {"none", "batch"} <= set(res["normalizations"])
-    assert len(res["runs"]) == len(res["activations"]) * len(res["normalizations"])
-    missing = {k.split(":", 1)[1] for k in res["unavailable"]}
-    assert missing.isdisjoint(res["activations"]) and missing.isdisjoint(res["normalizations"])
+    assert res["activations"] == ["sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu",
+                                  "maxout"]
+    assert res["normalizations"] == ["none", "batch", "layer"]
+    assert res["unavailable"] == {}
+    assert res["elsewhere"] == {"instance": "conv_normalizations",
+                                "group": "conv_normalizations"}
+    assert set(res["runs"]) == {f"{a}/{n}" for a in res["activations"]
+                                for n in res["normalizations"]}
+    for r in res["runs"].values():
+        assert len(r["test_acc"]) == res["config"]["epochs"]
+        assert all(0.0 <= a <= 1.0 for a in r["test_acc"])
 
 
 def test_compare_relu_beats_sigmoid_and_batch_norm_rescues_it(book_bname):

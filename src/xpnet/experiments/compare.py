@@ -1,16 +1,18 @@
 """Experiment 10: activations and normalizations side by side on one task.
 
-Every available activation is trained with every available normalization on the same task --
-2,000 MNIST training digits, a 784-100-100-100-100-10 network, SGD (lr 0.05, batch 100), 20
-epochs, initial weights Xavier for sigmoid/tanh and He for the ReLU family -- and the test
+Every activation is trained with every normalization of a fully connected network on the same
+task -- 2,000 MNIST training digits, a 784-100-100-100-100-10 network, SGD (lr 0.05, batch 100),
+20 epochs, initial weights Xavier for sigmoid/tanh and He for the ReLU family -- and the test
 accuracy is recorded per epoch.
 
 DESIGN.md asks for batch, layer, instance and group normalization and sigmoid, tanh, ReLU,
-leaky ReLU, PReLU, ELU and maxout.  This module lists all of them in :data:`ACTIVATIONS` and
-:data:`NORMALIZATIONS`; each is probed when the experiment runs (by building a network with it)
-and the ones this xpnet does not provide yet are reported under ``"unavailable"`` in the result
-instead of failing.  When the techniques issue lands, adjust the constructor keywords in
-:data:`NORMALIZATIONS` to its API if they differ.
+leaky ReLU, PReLU, ELU and maxout.  The activations and the normalizations of 2-D activations
+(none, batch, layer) are all here (:data:`ACTIVATIONS`, :data:`NORMALIZATIONS`).  Instance and
+group normalization (and per-channel batch norm) normalize feature maps ``(N, C, H, W)``: they
+belong to the convolutional network's experiment ``conv_normalizations`` (:data:`ELSEWHERE`),
+which the result and the figure point to.  Each combination is still probed when the
+experiment runs (by building a network with it) and one that cannot be built is reported under
+``"unavailable"`` with the reason instead of failing; with this xpnet that list is empty.
 
 What to expect: ReLU learns fastest, tanh next, sigmoid slowest (vanishing gradients through
 four saturating layers); batch normalization speeds all of them up and narrows the differences.
@@ -43,10 +45,14 @@ ACTIVATIONS = {
 #: normalization name -> MultiLayerNetExtend keywords that switch it on
 NORMALIZATIONS: dict[str, dict[str, Any]] = {
     "none": {},
-    "batch": {"use_batchnorm": True},
+    "batch": {"normalization": "batch"},
     "layer": {"normalization": "layer"},
-    "instance": {"normalization": "instance"},
-    "group": {"normalization": "group"},
+}
+
+#: normalizations of feature maps, compared where they belong: name -> where
+ELSEWHERE: dict[str, str] = {
+    "instance": "conv_normalizations",
+    "group": "conv_normalizations",
 }
 
 FULL = {
@@ -99,7 +105,8 @@ def run(*, backend: Any = None, seed: int = 0, quick: bool = False, device: Any 
     Result keys: ``"runs"`` maps ``"<activation>/<normalization>"`` to ``{"activation",
     "normalization", "test_acc", "train_acc", "final_test_acc", "mean_test_acc",
     "epoch_time_s"}``; ``"activations"`` and ``"normalizations"`` list what ran;
-    ``"unavailable"`` maps what did not to the reason.
+    ``"unavailable"`` maps what could not be built to the reason (empty with this xpnet);
+    ``"elsewhere"`` maps the feature-map normalizations to the experiment that compares them.
     """
     from xpnet import Trainer
 
@@ -129,7 +136,8 @@ def run(*, backend: Any = None, seed: int = 0, quick: bool = False, device: Any 
             }
     return _common.result_dict(
         NAME, be, seed, quick, cfg, n_train=len(x_train), n_test=len(x_test),
-        activations=acts, normalizations=norms, unavailable=missing, runs=runs,
+        activations=acts, normalizations=norms, unavailable=missing, elsewhere=dict(ELSEWHERE),
+        runs=runs,
         timings={"total_s": sw.seconds},
     )
 
@@ -164,7 +172,11 @@ def plot(result: dict, path) -> None:
     ax.set_title("final test accuracy")
     fig.colorbar(im, ax=ax, shrink=0.8)
     missing = sorted(k.split(":", 1)[1] for k in result.get("unavailable", {}))
-    note = f"not in this xpnet yet: {', '.join(missing)}" if missing else ""
+    notes = [f"{', '.join(names)} normalization: on feature maps, see experiment {where}"
+             for where, names in _by_place(result.get("elsewhere", {})).items()]
+    if missing:
+        notes.append(f"could not be built: {', '.join(missing)}")
+    note = "; ".join(notes)
     cfg = result["config"]
     hidden = "-".join(str(h) for h in cfg["hidden"])
     fig.suptitle(
@@ -172,3 +184,10 @@ def plot(result: dict, path) -> None:
         f"{cfg['optimizer']} lr {cfg['lr']}, batch {cfg['batch_size']}; test on "
         f"{result['n_test']} digits\n{note}\n{subtitle(result)}", fontsize=10)
     fig.savefig(path, dpi=90)
+
+
+def _by_place(elsewhere: dict[str, str]) -> dict[str, list[str]]:
+    places: dict[str, list[str]] = {}
+    for name, where in elsewhere.items():
+        places.setdefault(where, []).append(name)
+    return places
