@@ -9,7 +9,8 @@ MODULES = ["xpnet.backend", "xpnet.backend._base", "xpnet.functions", "xpnet.ini
            "xpnet.optim", "xpnet.params", "xpnet.io", "xpnet.progress", "xpnet.devicelog",
            "xpnet.plotting", "xpnet.trainer", "xpnet.datasets.mnist", "xpnet.preprocessing",
            "xpnet.gradcheck", "xpnet.ensemble", "xpnet.layers.activations", "xpnet.layers.conv",
-           "xpnet.layers.normalization", "xpnet.checkpoint", "xpnet.network", "xpnet.errors"]
+           "xpnet.layers.normalization", "xpnet.checkpoint", "xpnet.network", "xpnet.errors",
+           "xpnet.layers.dropout"]
 
 
 @pytest.mark.parametrize("name", MODULES)

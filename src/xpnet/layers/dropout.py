@@ -35,6 +35,14 @@ class Dropout(Layer):
         Seed of this layer's mask generator.
     backend : optional
         Fix the backend instead of taking it from the first input.
+
+    Examples
+    --------
+    >>> import array_api_strict as xp
+    >>> Dropout(0.5, inverted=True, seed=0).forward(xp.ones(6))  # 0, or 1 / (1 - 0.5)
+    Array([2., 2., 0., 0., 2., 0.], dtype=array_api_strict.float64)
+    >>> Dropout(0.5, inverted=True).forward(xp.ones(2), train_flg=False)
+    Array([1., 1.], dtype=array_api_strict.float64)
     """
 
     def __init__(self, dropout_ratio: float = 0.5, inverted: bool = False, *,
