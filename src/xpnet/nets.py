@@ -337,6 +337,9 @@ class MultiLayerNetExtend(Network):
         # gradient() never uses the input gradient of the first layer: don't compute it
         next(iter(self.layers.values())).need_dx = False
         self._grad_sources = {key: sources[key] for key in p}
+        #: (name, layer) of every weight matrix (what weight decay applies to)
+        self._weight_layers = [(k, layer) for k, (layer, attr) in self._grad_sources.items()
+                               if attr == "dW"]
         self._train_layers = tuple(
             (layer, isinstance(layer, _TAKES_TRAIN_FLAG)) for layer in self.layers.values()
         )
@@ -534,7 +537,7 @@ class MultiLayerNetExtend(Network):
         the device once per call (:class:`xpnet.Trainer` checks once per epoch instead).
         """
         lam = self.weight_decay_lambda
-        weights = [(k, layer) for k, (layer, attr) in self._grad_sources.items() if attr == "dW"]
+        weights = self._weight_layers
         if self._grads is not None:
             # dW straight into the buffer -- except under weight decay, where the layer's dW
             # stays the data gradient (as in the book) and the buffer gets dW + lambda * W
