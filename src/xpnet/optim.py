@@ -31,6 +31,7 @@ from xpnet.params import Layout, non_finite_names
 from xpnet.validation import as_float
 
 __all__ = [
+    "HYPERPARAMETER_CHOICES",
     "HYPERPARAMETER_RANGES",
     "OPTIMIZERS",
     "OPTIMIZER_CLASSES",
@@ -61,6 +62,11 @@ HYPERPARAMETER_RANGES: dict[str, tuple[float | None, float | None, bool, bool]] 
     "beta2": (0.0, 1.0, False, True),
     "eps": (0.0, None, True, False),
     "weight_decay": (0.0, None, False, False),
+}
+
+#: The hyperparameters that are a choice among names, not a number, and their choices.
+HYPERPARAMETER_CHOICES: dict[str, tuple[str, ...]] = {
+    "eps_style": ("book", "torch"),
 }
 
 
@@ -663,7 +669,7 @@ class Adam(Optimizer):
 
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, *,
                  eps: float = 1e-7, eps_style: str = "book", fused: bool = True):
-        if eps_style not in ("book", "torch"):
+        if eps_style not in HYPERPARAMETER_CHOICES["eps_style"]:
             raise ValueError(f"eps_style must be 'book' or 'torch', got {eps_style!r}")
         super().__init__(lr, fused=fused)
         self.beta1 = check_hyperparameter("beta1", beta1)
