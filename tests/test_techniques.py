@@ -798,3 +798,65 @@ def test_prelu_features_with_slope_one_have_no_kink():
     np.testing.assert_array_equal(d, [[np.inf, 0.0], [np.inf, 3.0]])
     assert KINK_DISTANCES["Elu"](Elu(1.0), np.zeros(2), xp) is None
     np.testing.assert_array_equal(KINK_DISTANCES["Elu"](Elu(2.0), np.array([-1.0]), xp), [1.0])
+
+
+# ------------------------------------------------------------------------------------------
+# checkpoints of the new architectures, and resuming with a schedule and clipping
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("act, norm", [("prelu", "layer"), ("maxout", "batch"),
+                                       ("elu", None)])
+def test_new_architectures_round_trip_through_a_checkpoint(tmp_path, act, norm):
+    rng = np.random.default_rng(15)
+    x, t = rng.standard_normal((12, 5)), rng.integers(0, 3, 12)
+    net = MultiLayerNetExtend(5, [6, 4], 3, activation=act, normalization=norm,
+                              activation_params={"alpha": 0.1} if act == "elu" else None,
+                              use_dropout=True, inverted_dropout=True, seed=1)
+    opt = AdamW(lr=0.01)
+    for _ in range(3):
+        opt.update(net.params, net.gradient(x, t))
+    path = net.save(tmp_path / "net.safetensors", optimizer=opt)
+    loaded = xpnet.load(path, backend="array_api_strict")
+    assert type(loaded) is MultiLayerNetExtend and loaded.get_config() == net.get_config()
+    assert (loaded.activation, loaded.normalization, loaded.inverted_dropout) == (
+        act, norm, True)
+    assert list(loaded.layers) == list(net.layers)
+    be = loaded.backend
+    for k in net.params:
+        np.testing.assert_array_equal(be.to_numpy(loaded.params[k]), net.params[k], err_msg=k)
+    np.testing.assert_allclose(be.to_numpy(loaded.predict(x)), net.predict(x), rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_resumed_run_with_schedule_clipping_and_adamw_equals_the_uninterrupted_one(tmp_path):
+    rng = np.random.default_rng(16)
+    x, t = rng.standard_normal((60, 8)).astype(np.float32), rng.integers(0, 3, 60)
+
+    def trainer(ckdir, **kw):
+        net = MultiLayerNetExtend(8, [7, 6], 3, activation="prelu", normalization="layer",
+                                  use_dropout=True, inverted_dropout=True, dropout_ratio=0.2,
+                                  seed=2)
+        return Trainer(net, x, t, x[:20], t[:20], epochs=4, mini_batch_size=12,
+                       optimizer=AdamW(lr=0.01, weight_decay=0.1), verbose=False, seed=3,
+                       lr_schedule="cosine", grad_clip=0.5, checkpoint_dir=ckdir, **kw)
+
+    whole = trainer(tmp_path / "a")
+    whole.train()
+
+    def stop_after_two(tr):
+        if tr.current_epoch == 2:
+            raise StopIteration
+
+    first = trainer(tmp_path / "b", on_epoch_end=stop_after_two)
+    first.train()
+    assert first.current_epoch == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (the saved, scheduled lr differs from the initial)
+        resumed = trainer(tmp_path / "b", resume=True)
+    resumed.train()
+    assert resumed.lr_list == whole.lr_list == O.lr_schedule("cosine", 0.01, 4, T_max=4)
+    assert resumed.train_loss_list == whole.train_loss_list
+    for k in whole.network.params:
+        np.testing.assert_array_equal(resumed.network.params[k], whole.network.params[k],
+                                      err_msg=k)
