@@ -2,9 +2,10 @@
 
     python bench/run.py                              # every backend, C1, C2, C3, C1-infer
     python bench/run.py --backend numpy --quick      # a smoke test
-    python bench/run.py --backend cupy --device 0    # on an NVIDIA machine
+    python bench/run.py --gpu                        # the GPU rows, on an NVIDIA machine
 
-See bench/README.md, or ``python bench/run.py --help`` for every option.
+Each implementation is timed in a worker process of its own, at 1 thread and at every CPU; see
+bench/README.md, or ``python bench/run.py --help`` for every option.
 """
 
 from __future__ import annotations

@@ -1,677 +1,423 @@
-"""Time xpnet against PyTorch, the GEMM-only lower bound and the book's code, in one process.
+"""Time each implementation in a process of its own, interleaved over rounds.
 
-Every compared implementation is built first, warmed up, then timed round-robin: each repeat
-visits every implementation once (in a rotated order), so a burst of load on a shared machine
-lands on all of them rather than on one.  Each sample is a block of steps bracketed by the
-implementation's ``synchronize()``; the report quotes the median per step and the spread
-(quartiles, min, max).  See ``bench/README.md`` for the commands.
+The driver (this module) starts one *worker* process (:mod:`xpnet.benchmark.worker`) per
+implementation and thread setting, with the setting in the worker's environment before it imports
+anything (:func:`xpnet.benchmark.threads.thread_env`).  Each worker builds its implementation and
+warms it up, one worker at a time.  Then come the rounds: in each round every worker is woken once,
+in a rotated order, and times one *sample* (a block of steps between two ``sync()`` calls) while
+all the others sleep on their pipes.  So no two libraries' thread pools live in a timed process,
+and a burst of load from elsewhere lands on every implementation rather than on one.
+
+Two checks make the isolation visible in the report:
+
+* before a sample the driver waits until the other workers have used no CPU for a short window
+  (their idle threads may spin for a while after their own sample: OpenBLAS, OpenMP), and it
+  records the CPU the other workers used *during* the sample (``peer_cpu_ms``; ideally 0);
+* each worker reports the CPU its own process used during the sample: ``cpu_per_wall`` is at
+  most the thread count it was given (about 1 for a one-thread worker on a quiet machine).
+
+The driver itself imports no array library but NumPy and never times anything.
 """
 
 from __future__ import annotations
 
-import gc
+import json
 import math
 import os
 import platform
-import resource
+import select
+import subprocess
 import sys
+import tempfile
 import time
-import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import metadata
 from typing import Any
 
 import numpy as np
 
-from xpnet.backend import get_num_threads, set_num_threads
+from xpnet.benchmark.impls import CONFIGS, Config, Spec  # noqa: F401  (re-exported)
+from xpnet.benchmark.threads import thread_env
 
-# ------------------------------------------------------------------------------------------------
-# Configurations
-# ------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Config:
-    """One benchmark configuration."""
-
-    name: str
-    kind: str  # "train" or "infer"
-    description: str
-    hidden: tuple[int, ...] = ()
-    batch: int = 100
-    dropout: float = 0.2
-    batchnorm: bool = True
-    conv: bool = False
-    input_size: int = 784
-    output_size: int = 10
-
-
-CONFIGS: dict[str, Config] = {
-    "C1": Config(
-        "C1", "train", "784-[100]x5-10, batch norm + dropout 0.2, batch 100, Adam",
-        hidden=(100,) * 5, batch=100,
-    ),
-    "C2": Config(
-        "C2", "train", "784-[1024]x3-10, batch norm + dropout 0.2, batch 512, Adam",
-        hidden=(1024,) * 3, batch=512,
-    ),
-    "C3": Config(
-        "C3", "train",
-        "SimpleConvNet 1x28x28, conv 30x5x5 - ReLU - pool 2 - 100 - ReLU - 10, batch 100, Adam",
-        batch=100, conv=True, batchnorm=False, dropout=0.0,
-    ),
-    "C1-infer": Config(
-        "C1-infer", "infer", "C1 network, predict(x, train_flg=False) on 10,000 rows",
-        hidden=(100,) * 5, batch=10_000,
-    ),
-}
-
-#: Per-kind defaults (full mode, quick mode): repeats, warm-up steps, target seconds per sample.
-_DEFAULTS = {
-    "C1": dict(repeats=(60, 3), warmup=(50, 2), sample_s=(0.025, 0.002)),
-    "C2": dict(repeats=(20, 2), warmup=(10, 1), sample_s=(0.0, 0.0)),
-    "C3": dict(repeats=(20, 2), warmup=(10, 1), sample_s=(0.0, 0.0)),
-    "C1-infer": dict(repeats=(30, 3), warmup=(5, 1), sample_s=(0.0, 0.0)),
+#: Per-config defaults (full mode, quick mode): rounds, warm-up steps, target seconds per sample.
+DEFAULTS = {
+    "train-small": dict(repeats=(60, 3), warmup=(50, 2), sample_s=(0.025, 0.002)),
+    "train": dict(repeats=(20, 2), warmup=(10, 1), sample_s=(0.0, 0.0)),
+    "infer": dict(repeats=(30, 3), warmup=(5, 1), sample_s=(0.0, 0.0)),
 }
 
 GROWTH_STEPS = (2000, 30)  # memory-growth check: steps in full mode, quick mode
 
-
-# ------------------------------------------------------------------------------------------------
-# Host memory
-# ------------------------------------------------------------------------------------------------
+_HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def rss_bytes() -> int | None:
-    """The process's current resident set size (Linux /proc), or None where unknown."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def peak_rss_bytes() -> int:
-    """The process's peak resident set size so far (getrusage)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak) if sys.platform == "darwin" else int(peak) * 1024
+def defaults_for(cfg: Config) -> dict[str, tuple]:
+    """The defaults of a config: small training steps are batched into ~25 ms samples."""
+    if cfg.kind == "infer":
+        return DEFAULTS["infer"]
+    small = not cfg.conv and max(cfg.hidden, default=0) <= 256 and cfg.batch <= 256
+    return DEFAULTS["train-small" if small else "train"]
 
 
 # ------------------------------------------------------------------------------------------------
-# Candidates: one implementation at one backend/device/dtype
+# Worker processes
+# ------------------------------------------------------------------------------------------------
+
+
+class WorkerError(RuntimeError):
+    """A worker died, hung or could not start."""
+
+
+class WorkerProcess:
+    """One worker process, driven by JSON lines over its stdin/stdout."""
+
+    def __init__(self, spec: Spec, threads: int, env: dict[str, str] | None = None):
+        self.spec = spec
+        self.threads = threads
+        self.pid: int | None = None
+        self.hello: dict[str, Any] = {}
+        self._stderr = tempfile.TemporaryFile(mode="w+b")
+        env = thread_env(threads, spec.library, env)
+        src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (src, env.get("PYTHONPATH", "")) if p)  # the same xpnet as the driver
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "xpnet.benchmark.worker"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=self._stderr, env=env, text=True, bufsize=1,
+        )
+        self.pid = self.proc.pid
+
+    def _read(self, timeout: float) -> dict[str, Any]:
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not ready:
+            raise WorkerError(f"no answer within {timeout:.0f} s{self._tail()}")
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait(timeout=5)
+            raise WorkerError(f"the worker exited (status {self.proc.returncode}){self._tail()}")
+        return json.loads(line)
+
+    def start(self, timeout: float = 120.0) -> dict[str, Any]:
+        self.hello = self._read(timeout)
+        return self.hello
+
+    def send(self, msg: dict[str, Any]) -> None:
+        try:
+            self.proc.stdin.write(json.dumps(msg) + "\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError) as exc:
+            raise WorkerError(f"the worker is gone ({exc}){self._tail()}") from exc
+
+    def request(self, msg: dict[str, Any], timeout: float = 600.0) -> dict[str, Any]:
+        self.send(msg)
+        return self._read(timeout)
+
+    def cpu_seconds(self) -> float:
+        """CPU time of the whole process (all threads) so far: the scheduler's nanosecond
+        counters of every thread (``/proc/PID/task/*/schedstat``), else user + system clock
+        ticks (10 ms resolution), else 0."""
+        total = 0
+        try:
+            tids = os.listdir(f"/proc/{self.pid}/task")
+        except OSError:
+            tids = []
+        for tid in tids:
+            try:
+                with open(f"/proc/{self.pid}/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                continue
+        if total:
+            return total / 1e9
+        try:
+            with open(f"/proc/{self.pid}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+            return (int(fields[11]) + int(fields[12])) / _HZ
+        except (OSError, ValueError, IndexError):
+            return 0.0
+
+    def _tail(self, n: int = 1500) -> str:
+        try:
+            self._stderr.seek(0, os.SEEK_END)
+            size = self._stderr.tell()
+            self._stderr.seek(max(0, size - n))
+            text = self._stderr.read().decode(errors="replace").strip()
+        except (OSError, ValueError):
+            return ""
+        return f"; its stderr ends with: {text[-n:]}" if text else ""
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.send({"cmd": "exit"})
+                self.proc.wait(timeout=10)
+            except (WorkerError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        for f in (self.proc.stdin, self.proc.stdout, self._stderr):
+            try:
+                f.close()
+            except (OSError, AttributeError):
+                pass
+
+
+# ------------------------------------------------------------------------------------------------
+# One implementation at one thread setting
 # ------------------------------------------------------------------------------------------------
 
 
 @dataclass
-class Candidate:
-    key: str
-    impl: str  # "xpnet", "torch.nn", "torch.nn fused", "gemm", "book"
-    backend: str
-    device: str
-    dtype: str
-    step: Callable[[], Any] | None = None
-    sync: Callable[[], None] = lambda: None
-    device_memory: Callable[[], int | None] = lambda: None
-    host_arrays: bool = False  # arrays live in NumPy/host memory (tracemalloc sees them)
-    param_bytes: int | None = None
-    note: str = ""
+class Run:
+    """One worker's results: one implementation at one thread setting."""
+
+    spec: Spec
+    threads: int
+    worker: WorkerProcess | None = None
     status: str = "ok"
     reason: str = ""
-    samples: list[float] = field(default_factory=list)
-    steps_per_sample: int = 1
-    extra: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+    samples: list[float] = field(default_factory=list)  # seconds per step
+    walls: list[float] = field(default_factory=list)  # seconds per sample
+    cpu_per_wall: list[float] = field(default_factory=list)
+    peer_cpu_s: list[float] = field(default_factory=list)
+    settle_s: list[float] = field(default_factory=list)
 
-    def label(self) -> str:
-        where = self.backend if self.device in ("", "cpu") else f"{self.backend} {self.device}"
-        return f"{self.impl} [{where}] {self.dtype}"
+    def fail(self, status: str, reason: str) -> None:
+        self.status, self.reason = status, reason
 
-    def result(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "key": self.key,
-            "label": self.label(),
-            "impl": self.impl,
-            "backend": self.backend,
-            "device": self.device,
-            "dtype": self.dtype,
-            "status": self.status,
-        }
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"threads": self.threads, "status": self.status}
         if self.reason:
             out["reason"] = self.reason
-        if self.note:
-            out["note"] = self.note
-        if self.status == "ok" and self.samples:
+        if self.worker is not None:
+            out["worker_pid"] = self.worker.pid
+        out.update(self.info)
+        if self.samples:
             ms = np.asarray(self.samples) * 1e3
             q25, med, q75 = np.percentile(ms, [25, 50, 75])
+            wall_total = sum(self.walls)
             out.update(
-                median_ms=float(med),
-                q25_ms=float(q25),
-                q75_ms=float(q75),
-                iqr_ms=float(q75 - q25),
-                min_ms=float(ms.min()),
-                max_ms=float(ms.max()),
-                n_samples=len(self.samples),
-                steps_per_sample=self.steps_per_sample,
-                samples_ms=[round(float(v), 4) for v in ms],
+                median_ms=float(med), q25_ms=float(q25), q75_ms=float(q75),
+                iqr_ms=float(q75 - q25), min_ms=float(ms.min()), max_ms=float(ms.max()),
+                n_samples=len(self.samples), samples_ms=[round(float(v), 4) for v in ms],
+                cpu_per_wall=float(np.median(self.cpu_per_wall)) if self.cpu_per_wall else None,
+                peer_cpu_ms=round(1e3 * sum(self.peer_cpu_s), 1),
+                peer_cpu_fraction=(sum(self.peer_cpu_s) / wall_total) if wall_total else None,
+                settle_ms=float(np.median(self.settle_s)) * 1e3 if self.settle_s else None,
             )
-        out["param_bytes"] = self.param_bytes
-        out.update(self.extra)
         return out
 
 
-def _unavailable(key, impl, backend, device, dtype, reason, status="unavailable") -> Candidate:
-    return Candidate(key, impl, backend, device, dtype, status=status, reason=reason)
+def _peer_cpu(workers: list[WorkerProcess]) -> float:
+    return sum(w.cpu_seconds() for w in workers)
 
 
-# -- data -----------------------------------------------------------------------------------------
+def settle(peers: list[WorkerProcess], window: float = 0.015, quiet: float = 0.0005,
+           max_wait: float = 0.5) -> tuple[float, float]:
+    """Wait until the ``peers`` used less than ``quiet`` CPU seconds in a ``window`` (or
+    ``max_wait`` passed): idle OpenBLAS and OpenMP threads spin for a while after their work.
 
-
-def _host_batches(cfg: Config, n_pool: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
-    """A few synthetic MNIST-shaped batches (pixels in [0, 1), labels 0..9), float64 on the host.
-
-    Timings do not depend on the pixel values; synthetic data keeps the bench self-contained.
+    Returns the seconds waited and the peers' CPU seconds at the end.
     """
-    rng = np.random.default_rng(seed)
-    shape = (cfg.batch, 1, 28, 28) if cfg.conv else (cfg.batch, cfg.input_size)
-    return [
-        (rng.random(shape), rng.integers(0, cfg.output_size, cfg.batch))
-        for _ in range(n_pool)
-    ]
-
-
-def _book_loop_step(net, opt, batches):  # noqa: ANN001, ANN202
-    """One training step of the book's loop over the cycled ``batches``."""
-    nxt = _cycle(batches)
-
-    def step():
-        x, t = nxt()
-        opt.update(net.params, net.gradient(x, t))
-
-    return step
-
-
-def _cycle(items):
-    state = {"i": 0}
-
-    def nxt():
-        i = state["i"]
-        state["i"] = (i + 1) % len(items)
-        return items[i]
-
-    return nxt
-
-
-# -- xpnet ----------------------------------------------------------------------------------------
-
-
-def _xpnet_net(cfg: Config, backend, dtype: str, seed: int = 0):
-    import xpnet
-
-    if cfg.conv:
-        cls = getattr(xpnet, "SimpleConvNet", None)
-        if cls is None:
-            raise LookupError("xpnet has no SimpleConvNet yet (the techniques issue adds it)")
-        return cls(
-            input_dim=(1, 28, 28),
-            conv_param={"filter_num": 30, "filter_size": 5, "pad": 0, "stride": 1},
-            hidden_size=100, output_size=10, weight_init_std=0.01,
-            backend=backend, dtype=dtype, seed=seed,
-        )
-    return xpnet.MultiLayerNetExtend(
-        cfg.input_size, list(cfg.hidden), cfg.output_size,
-        activation="relu", weight_init_std="relu",
-        use_dropout=cfg.dropout > 0, dropout_ration=cfg.dropout, use_batchnorm=cfg.batchnorm,
-        backend=backend, dtype=dtype, seed=seed,
-    )
-
-
-def _nbytes(arrays) -> int | None:
-    total = 0
-    for a in arrays:
-        n = getattr(a, "nbytes", None)
-        if n is None:
-            try:
-                n = a.numel() * a.element_size()
-            except AttributeError:
-                return None
-        total += int(n)
-    return total
-
-
-def _device_label(be) -> str:
-    """'' for the default CPU device of numpy/strict, else a short device name."""
-    return "" if be.is_default_device else be.device_name
-
-
-def xpnet_candidate(cfg: Config, be, dtype: str, host) -> Candidate:
-    """xpnet's MultiLayerNetExtend (or SimpleConvNet) + Adam on one backend."""
-    import xpnet
-
-    dev = _device_label(be)
-    c = Candidate(f"xpnet-{be.name}-{dtype}", "xpnet", be.name, dev, dtype)
-    c.sync = be.synchronize
-    c.device_memory = be.memory_in_use
-    c.host_arrays = be.numpy_memory
-    net = _xpnet_net(cfg, be, dtype)
-    c.param_bytes = _nbytes(net.params.values())
-    if cfg.kind == "infer":
-        x = be.asarray(host[0][0], dtype=dtype)
-        c.step = lambda: net.predict(x, train_flg=False)
-        return c
-    batches = [(be.asarray(x, dtype=dtype), be.asarray(t)) for x, t in host]
-    c.step = _book_loop_step(net, xpnet.Adam(lr=0.001), batches)
-    return c
-
-
-# -- PyTorch torch.nn reference -----------------------------------------------------------------
-
-
-def _torch_model(cfg: Config, torch):
-    nn = torch.nn
-    if cfg.conv:
-        return nn.Sequential(
-            nn.Conv2d(1, 30, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-            nn.Linear(30 * 12 * 12, 100), nn.ReLU(), nn.Linear(100, 10),
-        )
-    layers: list[Any] = []
-    sizes = [cfg.input_size, *cfg.hidden]
-    for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
-        layers.append(nn.Linear(n_in, n_out))
-        if cfg.batchnorm:
-            # eps as the book's 10e-7; torch's momentum=0.1 is the book's keep-fraction 0.9
-            layers.append(nn.BatchNorm1d(n_out, eps=1e-6, momentum=0.1))
-        layers.append(nn.ReLU())
-        if cfg.dropout > 0:
-            layers.append(nn.Dropout(cfg.dropout))
-    layers.append(nn.Linear(sizes[-1], cfg.output_size))
-    return nn.Sequential(*layers)
-
-
-def torch_candidate(cfg: Config, device: str, dtype: str, host, fused: bool) -> Candidate:
-    """The equivalent ``torch.nn`` model with ``torch.optim.Adam`` (eager, or fused)."""
-    import torch
-
-    dev = torch.device(device)
-    tdt = getattr(torch, dtype)
-    impl = "torch.nn fused" if fused else "torch.nn"
-    c = Candidate(
-        f"torch-{'fused' if fused else 'eager'}-{dev}-{dtype}", impl, "torch",
-        "" if dev.type == "cpu" else str(dev), dtype,
-    )
-    if dev.type == "cuda":
-        c.sync = lambda: torch.cuda.synchronize(dev)
-        c.device_memory = lambda: int(torch.cuda.memory_allocated(dev))
-    torch.manual_seed(0)
-    model = _torch_model(cfg, torch).to(device=dev, dtype=tdt)
-    c.param_bytes = _nbytes(model.parameters())
-    if cfg.kind == "infer":
-        model.eval()
-        x = torch.as_tensor(host[0][0], dtype=tdt, device=dev)
-
-        def infer():
-            with torch.inference_mode():
-                return model(x)
-
-        c.step = infer
-        c.note = "model.eval(), torch.inference_mode()"
-        return c
-    model.train()
-    batches = [
-        (torch.as_tensor(x, dtype=tdt, device=dev), torch.as_tensor(t, device=dev))
-        for x, t in host
-    ]
-    nxt = _cycle(batches)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    if fused:
-        try:
-            opt = torch.optim.Adam(model.parameters(), lr=0.001, eps=1e-7, fused=True)
-            model(batches[0][0]).sum().backward()  # fused support is checked on the first step
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            c.note = "torch.optim.Adam(fused=True)"
-        except (RuntimeError, ValueError, TypeError) as exc:
-            opt = torch.optim.Adam(model.parameters(), lr=0.001, eps=1e-7, foreach=True)
-            c.note = f"fused Adam unsupported here ({exc}); foreach=True instead"
-            c.impl = "torch.nn foreach"
-    else:
-        opt = torch.optim.Adam(model.parameters(), lr=0.001, eps=1e-7, foreach=False)
-        c.note = "torch.optim.Adam(foreach=False): one kernel sequence per parameter"
-
-    def step():
-        x, t = nxt()
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), t)
-        loss.backward()
-        opt.step()
-
-    c.step = step
-    return c
-
-
-# -- GEMM-only lower bound ------------------------------------------------------------------------
-
-
-def gemm_candidate(cfg: Config, lib: str, device: str = "cpu") -> Candidate:
-    """Only the matrix products of one step, at the same shapes, into preallocated outputs.
-
-    Training: forward ``X_i @ W_i`` for every layer, backward ``X_i.T @ dY_i`` for every layer and
-    ``dY_i @ W_i.T`` for every layer but the first (nothing needs the input's gradient).
-    Inference: the forward products only.  float32.
-    """
-    sizes = [cfg.input_size, *cfg.hidden, cfg.output_size]
-    n = cfg.batch
-    rng = np.random.default_rng(1)
-    suffix = "" if device == "cpu" or lib == "cupy" else f"-{device}"
-    c = Candidate(f"gemm-{lib}{suffix}", "GEMM bound", lib, "" if device == "cpu" else device,
-                  "float32")
-    ops: list[tuple[Any, Any, Any]] = []  # (a, b, out)
-
-    def arr(shape):
-        return rng.standard_normal(shape, dtype=np.float32)
-
-    host_ops = []
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        x, w, dy = arr((n, n_in)), arr((n_in, n_out)), arr((n, n_out))
-        host_ops.append(("fwd", x, w, (n, n_out)))
-        if cfg.kind == "train":
-            host_ops.append(("dW", x, dy, (n_in, n_out)))
-            if i > 0:
-                host_ops.append(("dX", dy, w, (n, n_in)))
-    if lib == "numpy":
-        for kind, a, b, shape in host_ops:
-            a2, b2 = (a.T, b) if kind == "dW" else (a, b.T) if kind == "dX" else (a, b)
-            ops.append((a2, b2, np.empty(shape, np.float32)))
-
-        def step():
-            for a, b, out in ops:
-                np.matmul(a, b, out=out)
-
-        c.host_arrays = True
-    elif lib == "torch":
-        import torch
-
-        dev = torch.device(device)
-        for kind, a, b, shape in host_ops:
-            ta, tb = torch.as_tensor(a, device=dev), torch.as_tensor(b, device=dev)
-            ta, tb = (ta.T, tb) if kind == "dW" else (ta, tb.T) if kind == "dX" else (ta, tb)
-            ops.append((ta, tb, torch.empty(shape, dtype=torch.float32, device=dev)))
-
-        def step():
-            for a, b, out in ops:
-                torch.matmul(a, b, out=out)
-
-        if dev.type == "cuda":
-            c.sync = lambda: torch.cuda.synchronize(dev)
-    elif lib == "cupy":
-        import cupy
-
-        for kind, a, b, shape in host_ops:
-            ca, cb = cupy.asarray(a), cupy.asarray(b)
-            ca, cb = (ca.T, cb) if kind == "dW" else (ca, cb.T) if kind == "dX" else (ca, cb)
-            ops.append((ca, cb, cupy.empty(shape, dtype=cupy.float32)))
-
-        def step():
-            for a, b, out in ops:
-                cupy.matmul(a, b, out=out)
-
-        c.sync = lambda: cupy.cuda.get_current_stream().synchronize()
-    else:  # pragma: no cover - guarded by the caller
-        raise ValueError(lib)
-    flops = 0
-    for kind, a, _b, shape in host_ops:
-        inner = a.shape[0] if kind == "dW" else a.shape[1]
-        flops += 2 * shape[0] * shape[1] * inner
-    c.extra["gflop_per_step"] = round(flops / 1e9, 4)
-    c.note = f"{len(ops)} matmuls, {flops / 1e9:.3f} GFLOP per step"
-    c.step = step
-    return c
-
-
-# -- the book's float64 code ----------------------------------------------------------------------
-
-
-def book_candidate(cfg: Config, host) -> Candidate:
-    from xpnet.benchmark import book
-
-    c = Candidate("book-numpy-float64", "book", "numpy", "", "float64", host_arrays=True)
-    net = book.MultiLayerNetExtend(
-        cfg.input_size, list(cfg.hidden), cfg.output_size, activation="relu",
-        weight_init_std="relu", use_dropout=cfg.dropout > 0, dropout_ration=cfg.dropout,
-        use_batchnorm=cfg.batchnorm, seed=0,
-    )
-    c.param_bytes = _nbytes(net.params.values())
-    c.note = "the book's common/ code path (MultiLayerNetExtend + Adam), float64"
-    if cfg.kind == "infer":
-        x = np.array(host[0][0], dtype=np.float64)
-        c.step = lambda: net.predict(x, train_flg=False)
-        return c
-    batches = [(np.array(x, np.float64), np.array(t)) for x, t in host]
-    c.step = _book_loop_step(net, book.Adam(lr=0.001), batches)
-    return c
-
-
-# ------------------------------------------------------------------------------------------------
-# Timing
-# ------------------------------------------------------------------------------------------------
-
-
-def _time_block(c: Candidate, n: int) -> float:
-    c.sync()
     t0 = time.perf_counter()
-    for _ in range(n):
-        c.step()
-    c.sync()
-    return (time.perf_counter() - t0) / n
+    if not peers:
+        return 0.0, 0.0
+    last = _peer_cpu(peers)
+    while True:
+        time.sleep(window)
+        cur = _peer_cpu(peers)
+        if cur - last < quiet or time.perf_counter() - t0 > max_wait:
+            return time.perf_counter() - t0, cur
+        last = cur
 
 
-def _guard(c: Candidate, fn: Callable[[], Any]) -> Any:
-    try:
-        return fn()
-    except Exception as exc:  # an implementation that breaks is reported, not fatal
-        c.status = "error"
-        c.reason = f"{type(exc).__name__}: {exc}"
-        return None
+def run_config(cfg: Config, specs: list[Spec], threads: list[int], *, repeats: int, warmup: int,
+               sample_s: float, budget_s: float | None, log: Callable[[str], None],
+               memory_steps: int = 1, growth_steps: int = 0, growth_budget_s: float | None = None,
+               opcount: bool = True, steps_per_sample: int | None = None
+               ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Time every ``spec`` at every thread count in ``threads``, each in its own worker.
 
-
-def run_timed(cands: list[Candidate], repeats: int, warmup: int, sample_s: float,
-              log: Callable[[str], None], budget_s: float | None = None) -> int:
-    """Warm every candidate up, then time them round-robin; fills ``samples``.
-
-    Stops after ``repeats`` rounds, or earlier once the rounds have taken ``budget_s`` seconds
-    (at least 3 rounds are always done).  Returns the number of rounds done.
+    Returns the result rows (one per spec, the thread settings inside) and facts about the run.
     """
-    live = [c for c in cands if c.status == "ok"]
-    for c in live:
-        t0 = time.perf_counter()
-        t = _guard(c, lambda c=c: [_time_block(c, 1) for _ in range(max(1, warmup))])
-        if t is None:
-            log(f"    {c.key}: ERROR {c.reason}")
-            continue
-        log(f"    warm-up {c.key}: {max(1, warmup)} steps in {time.perf_counter() - t0:.1f} s")
-        est = float(np.median(t[-max(1, len(t) // 2):]))
-        c.steps_per_sample = max(1, min(200, round(sample_s / est))) if est > 0 else 1
-        extra = _guard(c, c.device_memory)
-        if extra is not None:
-            c.extra["device_memory_bytes"] = extra
-    live = [c for c in live if c.status == "ok"]
-    gc.collect()
-    was_enabled = gc.isenabled()
-    gc.disable()  # as timeit does; collections are done between rounds
-    rounds = 0
-    t_start = time.perf_counter()
+    runs = [Run(s, n) for s in specs for n in threads]
+    started = time.perf_counter()
     try:
-        for r in range(repeats):
-            if budget_s is not None and r >= 3 and time.perf_counter() - t_start > budget_s:
-                log(f"    time budget of {budget_s:.0f} s reached after {r} rounds")
-                break
-            rounds += 1
-            k = r % len(live) if live else 0
-            for c in live[k:] + live[:k]:
-                if c.status != "ok":
+        _start(cfg, runs, log)
+        _warm(runs, warmup, sample_s, steps_per_sample, log)
+        rounds = _rounds(runs, repeats, budget_s, log)
+        for r in runs:
+            if r.status == "ok" and memory_steps >= 0:
+                reply = _guard(r, lambda r=r: r.worker.request(
+                    {"cmd": "memory", "steps": memory_steps}))
+                if reply is not None:
+                    r.info["memory"] = reply
+        rows = _rows(specs, runs)
+        if growth_steps > 0:
+            for row in rows:
+                if row["impl"] != "xpnet" or row["status"] != "ok":
                     continue
-                v = _guard(c, lambda c=c: _time_block(c, c.steps_per_sample))
-                if v is not None:
-                    c.samples.append(v)
-            gc.collect()
+                best = next(r for r in runs if r.spec.key == row["key"]
+                            and r.threads == row["best_threads"])
+                log(f"   memory growth {row['key']}: {growth_steps} steps")
+                reply = _guard(best, lambda b=best: b.worker.request(
+                    {"cmd": "growth", "steps": growth_steps, "budget_s": growth_budget_s}))
+                row["memory_growth"] = reply if reply is not None else {
+                    "status": "error", "reason": best.reason}
+        if opcount and cfg.kind == "train":
+            for row in rows:
+                if row["status"] != "ok" or row["library"] != "torch" or row["impl"] == "xpnet":
+                    continue
+                run = next(r for r in runs if r.spec.key == row["key"] and r.status == "ok")
+                reply = _guard(run, lambda r=run: r.worker.request({"cmd": "opcount"}))
+                if reply is not None:
+                    row["ops"] = reply
     finally:
-        if was_enabled:
-            gc.enable()
-    return rounds
+        for r in runs:
+            if r.worker is not None:
+                r.worker.close()
+    facts = {"rounds": rounds, "seconds": round(time.perf_counter() - started, 2),
+             "threads": threads}
+    return rows, facts
 
 
-def measure_step_peak(c: Candidate, steps: int = 3) -> None:
-    """Peak bytes allocated by host (NumPy) arrays during a few steps, via tracemalloc.
-
-    NumPy reports its data buffers to tracemalloc; torch CPU tensors do not, so torch rows get
-    no number here (their device memory, on CUDA, comes from ``memory_allocated``).
-    """
-    if c.status != "ok" or not c.host_arrays:
-        return
-    tracemalloc.start()
+def _guard(run: Run, fn: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
     try:
-        for _ in range(steps):
-            c.step()
-        c.extra["step_peak_bytes"] = int(tracemalloc.get_traced_memory()[1])
-    except Exception as exc:  # pragma: no cover
-        c.extra["step_peak_error"] = str(exc)
-    finally:
-        tracemalloc.stop()
-
-
-def memory_growth(be, dtype: str, steps: int, log, budget_s: float | None = None
-                  ) -> dict[str, Any]:
-    """RSS (and device memory) before and after ``steps`` C1 training steps of xpnet.
-
-    With ``budget_s``, stops early once that many seconds have passed (``steps`` says how many
-    were done).
-    """
-    cfg = CONFIGS["C1"]
-    host = _host_batches(cfg, 8, seed=3)
-    out: dict[str, Any] = {"backend": be.name, "device": str(be.device), "dtype": dtype,
-                           "config": "C1", "steps": steps}
-    try:
-        c = xpnet_candidate(cfg, be, dtype, host)
-        for _ in range(20):
-            c.step()
-        be.synchronize()
-        gc.collect()
-        rss0, dev0 = rss_bytes(), be.memory_in_use()
-        t0 = time.perf_counter()
-        done = 0
-        while done < steps:
-            for _ in range(min(50, steps - done)):
-                c.step()
-            done += min(50, steps - done)
-            if budget_s is not None and time.perf_counter() - t0 > budget_s:
-                break
-        be.synchronize()
-        elapsed = time.perf_counter() - t0
-        gc.collect()
-        rss1, dev1 = rss_bytes(), be.memory_in_use()
-    except Exception as exc:
-        out.update(status="error", reason=f"{type(exc).__name__}: {exc}")
-        return out
-    out.update(status="ok", steps=done, steps_asked=steps, rss_before_bytes=rss0,
-               rss_after_bytes=rss1, device_before_bytes=dev0, device_after_bytes=dev1,
-               seconds=round(elapsed, 3))
-    if rss0 is not None and rss1 is not None:
-        out["rss_growth_bytes"] = rss1 - rss0
-    if dev0 is not None and dev1 is not None:
-        out["device_growth_bytes"] = dev1 - dev0
-    log(f"    memory growth {be.name} {dtype}: RSS {_mb(rss0)} -> {_mb(rss1)} MiB, {done} steps")
-    return out
-
-
-def _mb(v) -> str:
-    return "?" if v is None else f"{v / 2**20:.1f}"
-
-
-# ------------------------------------------------------------------------------------------------
-# Threads
-# ------------------------------------------------------------------------------------------------
-
-
-def _openblas_functions():
-    """``(set, get)`` of the OpenBLAS that NumPy loaded, found in /proc/self/maps, or None."""
-    import ctypes
-
-    try:
-        with open("/proc/self/maps") as f:
-            paths = sorted({ln.split()[-1] for ln in f if "openblas" in ln.lower()
-                            and ln.split()[-1].startswith("/")})
-    except OSError:
+        reply = fn()
+    except WorkerError as exc:
+        run.fail("error", str(exc))
         return None
-    for path in paths:
+    if reply.get("status") == "error":
+        run.fail("error", reply.get("reason", "?"))
+        return None
+    return reply
+
+
+def _start(cfg: Config, runs: list[Run], log: Callable[[str], None]) -> None:
+    """Start every worker and build its implementation (workers import in parallel)."""
+    for r in runs:
         try:
-            lib = ctypes.CDLL(path)
-        except OSError:
+            r.worker = WorkerProcess(r.spec, r.threads)
+        except OSError as exc:
+            r.fail("error", f"could not start a worker: {exc}")
+    for r in runs:
+        if r.worker is None:
             continue
-        for prefix in ("scipy_openblas", "openblas"):
-            for suffix in ("64_", "_64_", ""):
-                setter = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
-                getter = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
-                if setter is not None and getter is not None:
-                    setter.argtypes = [ctypes.c_int]
-                    getter.restype = ctypes.c_int
-                    return setter, getter
-    return None
-
-
-def blas_threads() -> int | None:
-    """The number of threads NumPy's OpenBLAS uses, where it can be asked."""
-    fns = _openblas_functions()
-    return int(fns[1]()) if fns else None
-
-
-class thread_limit:
-    """Set the threads of NumPy's BLAS, torch and xpnet's own NumPy kernels
-    (:func:`xpnet.set_num_threads`) for a ``with`` block, then restore.
-
-    NumPy's OpenBLAS is reached through ``threadpoolctl`` when it is installed, else through
-    OpenBLAS's own ``openblas_set_num_threads`` (Linux).  ``n=None`` changes nothing.
-    """
-
-    def __init__(self, n: int | None):
-        self.n = n
-        self.applied: dict[str, Any] = {}
-        self._undo: list[Callable[[], None]] = []
-
-    def __enter__(self) -> thread_limit:
-        if self.n is None:
-            return self
-        n = int(self.n)
         try:
-            from threadpoolctl import threadpool_limits
-
-            ctl = threadpool_limits(limits=n, user_api="blas")
-            self._undo.append(ctl.restore_original_limits)
-            self.applied["numpy_blas"] = f"{n} (threadpoolctl)"
-        except ImportError:
-            fns = _openblas_functions()
-            if fns is None:
-                self.applied["numpy_blas"] = "unchanged (OpenBLAS not found; pip threadpoolctl)"
-            else:
-                setter, getter = fns
-                old = int(getter())
-                setter(n)
-                self._undo.append(lambda: setter(old))
-                self.applied["numpy_blas"] = f"{int(getter())} (openblas_set_num_threads)"
-        old_x = set_num_threads(n)
-        self._undo.append(lambda: set_num_threads(old_x))
-        self.applied["xpnet"] = n
+            r.worker.start()
+            r.worker.send({"cmd": "build", "config": cfg.to_dict(), "spec": r.spec.to_dict(),
+                           "threads": r.threads})
+        except WorkerError as exc:
+            r.fail("error", str(exc))
+    for r in runs:
+        if r.status != "ok":
+            continue
         try:
-            import torch
+            reply = r.worker._read(600.0)
+        except WorkerError as exc:
+            r.fail("error", str(exc))
+            continue
+        if reply.get("status") != "ok":
+            r.fail(reply.get("status", "error"), reply.get("reason", "?"))
+            if r.status == "error":
+                log(f"   {r.spec.key} @{r.threads}t: could not build: {r.reason}")
+            continue
+        r.info.update({k: reply[k] for k in ("note", "param_bytes", "extra",
+                                              "rss_after_build_bytes") if k in reply})
+        r.info["worker_pid"] = reply.get("pid")
+        r.info["driver_pid"] = os.getpid()
 
-            old_t = torch.get_num_threads()
-            torch.set_num_threads(n)
-            self._undo.append(lambda: torch.set_num_threads(old_t))
-            self.applied["torch"] = torch.get_num_threads()
-        except ImportError:
-            pass
-        return self
 
-    def __exit__(self, *exc) -> None:
-        for undo in reversed(self._undo):
-            undo()
+def _warm(runs: list[Run], warmup: int, sample_s: float, steps_per_sample: int | None,
+          log: Callable[[str], None]) -> None:
+    """Warm the workers up one at a time (so that each warm-up runs alone)."""
+    for r in runs:
+        if r.status != "ok":
+            continue
+        t0 = time.perf_counter()
+        msg: dict[str, Any] = {"cmd": "warmup", "steps": warmup, "sample_s": sample_s}
+        if steps_per_sample:
+            msg["steps_per_sample"] = steps_per_sample
+        reply = _guard(r, lambda r=r, m=msg: r.worker.request(m))
+        if reply is None:
+            log(f"   {r.spec.key} @{r.threads}t: warm-up failed: {r.reason}")
+            continue
+        r.info.update(steps_per_sample=reply["steps_per_sample"],
+                      threads_seen=reply["threads_seen"],
+                      rss_after_warmup_bytes=reply.get("rss_after_warmup_bytes"))
+        if "device_memory_bytes" in reply:
+            r.info["device_memory_bytes"] = reply["device_memory_bytes"]
+        log(f"   warm-up {r.spec.key} @{r.threads}t: {warmup} steps in "
+            f"{time.perf_counter() - t0:.1f} s, {reply['warmup_median_s'] * 1e3:.2f} ms/step")
+
+
+def _rounds(runs: list[Run], repeats: int, budget_s: float | None,
+            log: Callable[[str], None]) -> int:
+    """Time one sample per live worker per round, in a rotated order; returns rounds done."""
+    t_start = time.perf_counter()
+    done = 0
+    for rnd in range(repeats):
+        live = [r for r in runs if r.status == "ok"]
+        if not live:
+            break
+        if budget_s is not None and rnd >= 3 and time.perf_counter() - t_start > budget_s:
+            log(f"   time budget of {budget_s:.0f} s reached after {rnd} rounds")
+            break
+        done += 1
+        k = rnd % len(live)
+        for r in live[k:] + live[:k]:
+            if r.status != "ok":
+                continue
+            peers = [p.worker for p in live if p is not r and p.status == "ok"]
+            waited, before = settle(peers)
+            reply = _guard(r, lambda r=r: r.worker.request({"cmd": "sample"}))
+            after = _peer_cpu(peers)
+            if reply is None:
+                log(f"   {r.spec.key} @{r.threads}t: ERROR {r.reason}")
+                continue
+            r.samples.append(reply["s"])
+            r.walls.append(reply["wall"])
+            r.cpu_per_wall.append(reply["cpu"] / reply["wall"] if reply["wall"] > 0 else 0.0)
+            r.peer_cpu_s.append(max(0.0, after - before))
+            r.settle_s.append(waited)
+    return done
+
+
+def _rows(specs: list[Spec], runs: list[Run]) -> list[dict[str, Any]]:
+    """One row per implementation: every thread setting, and the best one's figures on top."""
+    rows = []
+    for spec in specs:
+        mine = [r for r in runs if r.spec == spec]
+        by = {str(r.threads): r.stats() for r in mine}
+        row: dict[str, Any] = {
+            "key": spec.key, "label": spec.label, "impl": spec.impl, "backend": spec.backend,
+            "device": spec.device, "dtype": spec.dtype, "library": spec.library,
+            "by_threads": by,
+        }
+        timed = [r for r in mine if r.status == "ok" and r.samples]
+        if timed:
+            best = min(timed, key=lambda r: float(np.median(r.samples)))
+            b = by[str(best.threads)]
+            row["status"] = "ok"
+            row["best_threads"] = best.threads
+            for k in ("median_ms", "q25_ms", "q75_ms", "iqr_ms", "min_ms", "max_ms", "n_samples",
+                      "steps_per_sample", "samples_ms", "cpu_per_wall", "peer_cpu_ms",
+                      "peer_cpu_fraction", "note", "param_bytes", "worker_pid", "driver_pid",
+                      "threads_seen"):
+                if k in b:
+                    row[k] = b[k]
+            mem = b.get("memory", {})
+            row["peak_rss_bytes"] = mem.get("peak_rss_bytes")
+            if "step_peak_bytes" in mem:
+                row["step_peak_bytes"] = mem["step_peak_bytes"]
+            row.update(b.get("extra", {}))
+        else:
+            bad = next((r for r in mine if r.status == "error"), None) or mine[0]
+            row["status"] = bad.status if bad.status != "ok" else "error"
+            row["reason"] = bad.reason or "no sample was taken"
+        rows.append(row)
+    return rows
 
 
 # ------------------------------------------------------------------------------------------------
@@ -679,8 +425,16 @@ class thread_limit:
 # ------------------------------------------------------------------------------------------------
 
 
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def environment() -> dict[str, Any]:
-    """Library versions, BLAS, threads and the CPU: what a reader needs to compare runs."""
+    """Library versions, BLAS and the CPU: what a reader needs to compare runs.  Imports no
+    array library but NumPy (the versions come from the installed distributions)."""
     env: dict[str, Any] = {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
@@ -688,11 +442,10 @@ def environment() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "cpu_model": _cpu_model(),
         "numpy": np.__version__,
-        "numpy_blas_threads": blas_threads(),
-        "xpnet_threads": get_num_threads(),
         "load_average_at_start": load_average(),
         "env": {k: v for k, v in os.environ.items()
-                if k.startswith(("OPENBLAS_", "OMP_", "MKL_", "GOTO", "VECLIB", "CUDA_VISIBLE"))},
+                if k.startswith(("OPENBLAS_", "OMP_", "MKL_", "GOTO", "VECLIB", "CUDA_VISIBLE",
+                                 "XLA_", "XPNET_"))},
     }
     try:
         import xpnet
@@ -708,39 +461,20 @@ def environment() -> dict[str, Any]:
                              if blas.get(k) is not None}
     except Exception as exc:  # pragma: no cover - old numpy
         env["numpy_blas"] = f"unknown ({exc})"
-    for mod in ("array_api_compat", "array_api_strict", "torch", "cupy", "threadpoolctl"):
-        try:
-            m = __import__(mod)
-            env[mod] = getattr(m, "__version__", "?")
-        except Exception:
-            env[mod] = None
-    if env.get("torch"):
-        import torch
-
-        env["torch_threads"] = torch.get_num_threads()
-        env["torch_cuda"] = torch.cuda.is_available()
-        try:
-            env["torch_blas"] = [ln.strip() for ln in torch.__config__.show().splitlines()
-                                 if "BLAS" in ln or "LAPACK" in ln][:4]
-        except Exception:  # pragma: no cover
-            pass
-    if env.get("threadpoolctl"):
-        try:
-            from threadpoolctl import threadpool_info
-
-            env["threadpools"] = [
-                {k: d.get(k) for k in ("internal_api", "version", "num_threads", "architecture")}
-                for d in threadpool_info()
-            ]
-        except Exception:  # pragma: no cover
-            pass
+    for mod, dist in (("array_api_compat", "array-api-compat"),
+                      ("array_api_strict", "array-api-strict"), ("torch", "torch"),
+                      ("jax", "jax"), ("jaxlib", "jaxlib"), ("cupy", None),
+                      ("threadpoolctl", "threadpoolctl")):
+        if dist is None:
+            env[mod] = next((v for d in ("cupy-cuda12x", "cupy-cuda11x", "cupy")
+                             if (v := _version(d))), None)
+        else:
+            env[mod] = _version(dist)
     return env
 
 
 def _git_commit(path: str) -> str | None:
     """The commit (and '+dirty') of a source checkout xpnet runs from, else None."""
-    import subprocess
-
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=path, text=True,
                               capture_output=True, timeout=5, check=True).stdout.strip()
@@ -770,5 +504,5 @@ def _cpu_model() -> str | None:
     return platform.processor() or None
 
 
-def _finite(v) -> bool:
-    return v is not None and isinstance(v, (int, float)) and math.isfinite(v)
+def finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import gc
+import os
 import shlex
 import sys
 import time
@@ -12,61 +12,82 @@ from pathlib import Path
 from typing import Any
 
 from xpnet.benchmark import harness as H
+from xpnet.benchmark import impls as I
 from xpnet.benchmark import report as R
 from xpnet.io import atomic_write, write_json
 
 _ALL_CONFIGS = ("C1", "C2", "C3", "C1-infer")
+_GPU_CONFIGS = ("C1", "C2", "C1-infer")
 _CONFIG_ALIASES = {"infer": "C1-infer", "inference": "C1-infer", "c1-infer": "C1-infer"}
+_CPU_BACKENDS = ("numpy", "torch", "array_api_strict", "cupy")
+_ALL_IMPLS = ("xpnet", "torch-eager", "torch-fused", "jax-jit", "gemm", "book")
+
+
+def _cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="xpnet bench",
         description=(
-            "Time a training step (gradient + Adam) and inference of xpnet on each backend, "
-            "side by side in one process with the equivalent torch.nn model (eager and fused "
-            "Adam), the GEMM-only lower bound and the book's float64 code. Writes JSON, "
-            "a markdown table and a PNG chart."
+            "Time a training step (gradient + Adam) and inference of xpnet on each backend beside "
+            "its peers -- torch.nn with eager and fused Adam, JAX jit -- the GEMM-only lower "
+            "bound and the book's float64 code. Each implementation runs in a worker process of "
+            "its own, at each thread setting; the workers are timed in turn over rounds. Writes "
+            "JSON, a markdown report and a PNG chart."
         ),
     )
     p.add_argument(
         "--backend", action="append", default=None, metavar="NAME[,NAME]",
         help="xpnet backend(s): numpy, torch, array_api_strict, cupy; repeatable or a comma "
-        "list (default: every backend, unavailable ones reported). A backend named here that "
-        "cannot run (e.g. cupy without a CUDA device) is an error: exit status 2.",
+        "list (default: every backend, unavailable ones reported; --gpu: cupy and torch on the "
+        "GPU). A backend named here that cannot run is an error: exit status 2.",
     )
     p.add_argument(
         "--device", default=None,
-        help="device for the torch and cupy backends and the torch.nn reference, e.g. 'cuda', "
-        "'cuda:1' (default: torch on cpu, cupy on its current device)",
+        help="device of the torch and cupy backends and of the torch peers, e.g. 'cuda', "
+        "'cuda:1' (default: cpu; --gpu: cuda)",
     )
-    p.add_argument("--dtype", default="float32,float64",
-                   help="comma list of float32, float64 (default: both)")
-    p.add_argument(
-        "--configs", default=",".join(_ALL_CONFIGS),
-        help="comma list of C1, C2, C3, C1-infer (alias: infer); default: all",
-    )
+    p.add_argument("--dtype", default="float32",
+                   help="comma list of float32, float64 (default: float32)")
+    p.add_argument("--configs", default=None,
+                   help="comma list of C1, C2, C3, C1-infer (alias: infer); default: all "
+                   "(--gpu: C1, C2, C1-infer)")
+    p.add_argument("--impls", default=",".join(_ALL_IMPLS),
+                   help="comma list of implementations to time: " + ", ".join(_ALL_IMPLS)
+                   + " (default: all)")
+    p.add_argument("--threads", default=None,
+                   help="comma list of thread counts, each implementation timed at each "
+                   f"(default: 1,{_cpus()} -- 1 and every CPU; --gpu: 1)")
     p.add_argument("--repeats", type=int, default=None,
-                   help="timed samples per implementation (default: per config; see README)")
+                   help="rounds (one sample per implementation and thread setting per round; "
+                   "default: C1 60, C2 20, C3 20, inference 30)")
     p.add_argument("--warmup", type=int, default=None,
-                   help="warm-up steps per implementation (default: 50 for C1, 10 for C2/C3)")
-    p.add_argument(
-        "--budget", type=float, default=None,
-        help="seconds of timed rounds per config before stopping early (default 150; "
-        "quick: 20); the memory-growth check gets the same per backend",
-    )
+                   help="warm-up steps per worker (default: 50 for C1, 10 for C2/C3, 5 for "
+                   "inference)")
+    p.add_argument("--budget", type=float, default=None,
+                   help="seconds of rounds per config before stopping early (default 150; "
+                   "quick: 20); at least 3 rounds; the memory-growth check gets the same")
     p.add_argument("--growth-steps", type=int, default=None,
-                   help="steps of the memory-growth check (default 2000; 0 skips it)")
-    p.add_argument(
-        "--threads", type=int, default=None,
-        help="threads for NumPy's BLAS, torch and xpnet's NumPy kernels during the run (default: "
-        "the libraries' own defaults); 1 gives steadier small-layer timings on a loaded shared "
-        "machine",
-    )
+                   help="C1 steps of the memory-growth check of each xpnet row (default 2000; "
+                   "0 skips it)")
     p.add_argument("--quick", action="store_true",
                    help="tiny repeats and warm-up: a smoke test, not a measurement")
     p.add_argument("--no-reference", action="store_true",
-                   help="time xpnet only (no torch.nn, GEMM bound or book rows)")
+                   help="time xpnet only (the same as --impls xpnet)")
+    p.add_argument("--no-opcount", action="store_true",
+                   help="skip the operation counts per step")
+    p.add_argument("--gpu", action="store_true",
+                   help="the GPU rows: xpnet on CuPy and torch CUDA, torch.nn on CUDA and the "
+                   "GEMM bounds there, with achieved GFLOP/s and the FP32 arithmetic floor; exit "
+                   "status 2 where there is no NVIDIA GPU")
+    p.add_argument("--peak-tflops", type=float, default=None,
+                   help="the GPU's peak FP32 TFLOP/s for the floor (default: looked up by "
+                   "device name in xpnet.benchmark.probe.PEAK_FP32_TFLOPS)")
     p.add_argument("--out", default="bench-results", help="output directory (default: %(default)s)")
     p.add_argument("--name", default="bench",
                    help="file name stem: NAME.json, NAME.md, NAME.png (default: %(default)s)")
@@ -83,15 +104,19 @@ def _split(values: list[str] | str | None) -> list[str]:
     return [v.strip() for item in values for v in item.split(",") if v.strip()]
 
 
+class UsageError(Exception):
+    """Bad options, or a backend asked for by name that cannot run here."""
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark; return 0 on success, 1 if an implementation failed, 2 on bad usage."""
+    """Run the benchmark; return 0 on success, 1 if an implementation failed, 2 on bad usage or
+    (``--gpu``) when there is no GPU."""
     parser = build_parser()
     args = parser.parse_args(argv)
     log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr,
                                                                    flush=True))
     try:
-        with H.thread_limit(args.threads) as threads:
-            result = run(args, log, argv if argv is not None else sys.argv[1:], threads.applied)
+        result = run(args, log, argv if argv is not None else sys.argv[1:])
     except UsageError as exc:
         print(f"xpnet bench: error: {exc}", file=sys.stderr)
         return 2
@@ -101,115 +126,110 @@ def main(argv: list[str] | None = None) -> int:
               if r.get("status") == "error"]
     errors += [g for g in result.get("memory_growth", []) if g.get("status") == "error"]
     for e in errors:
-        print(f"xpnet bench: {e.get('key', e.get('backend'))} failed: {e.get('reason')}",
-              file=sys.stderr)
+        print(f"xpnet bench: {e.get('key')} failed: {e.get('reason')}", file=sys.stderr)
     return 1 if errors else 0
 
 
-class UsageError(Exception):
-    """Bad options, or a backend asked for by name that cannot run here."""
-
-
-def _resolve_backends(args) -> tuple[list[Any], list[dict[str, str]]]:
-    from xpnet.backend import BACKEND_NAMES, get_backend
-
-    explicit = _split(args.backend)
-    names = explicit or list(BACKEND_NAMES)
-    backends, unavailable = [], []
-    for name in names:
-        dev = args.device if name in ("torch", "cupy") else None
-        try:
-            backends.append(get_backend(name, dev))
-        except ValueError as exc:
-            raise UsageError(str(exc)) from exc
-        except Exception as exc:  # BackendUnavailableError, ImportError
-            if explicit:
-                raise UsageError(f"backend {name!r} cannot run here: {exc}") from exc
-            unavailable.append({"backend": name, "reason": str(exc)})
-    return backends, unavailable
-
-
-def _xpnet_core_missing() -> str | None:
-    try:
-        import xpnet
-    except Exception as exc:  # pragma: no cover
-        return f"xpnet does not import: {exc}"
-    missing = [n for n in ("MultiLayerNetExtend", "Adam") if not hasattr(xpnet, n)]
-    if missing:
-        return f"xpnet has no {', '.join(missing)} yet"
-    return None
-
-
-def _torch_device(args) -> tuple[str | None, str]:
-    """The device of the torch.nn reference and torch GEMM rows (or None and a reason)."""
-    from xpnet.backend import BackendUnavailableError, get_backend
-
-    dev = str(args.device or "cpu")
-    if dev.isdigit():  # a CuPy device index: compare against torch on that GPU
-        dev = f"cuda:{dev}"
-    try:
-        return get_backend("torch", dev).device_name, ""
-    except (BackendUnavailableError, ValueError) as exc:
-        return None, f"no PyTorch reference rows: {exc}"
-
-
-def run(args: argparse.Namespace, log, argv: list[str],
-        threads: dict[str, Any] | None = None) -> dict[str, Any]:
-    quick = 1 if args.quick else 0
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """Check the options; return what the run needs."""
     dtypes = _split(args.dtype)
     for d in dtypes:
         if d not in ("float32", "float64"):
             raise UsageError(f"unknown dtype {d!r}; use float32, float64")
     configs = []
-    for c in _split(args.configs):
+    for c in _split(args.configs) or list(_GPU_CONFIGS if args.gpu else _ALL_CONFIGS):
         c = _CONFIG_ALIASES.get(c.lower(), c.upper())
-        if c not in H.CONFIGS:
+        if c not in I.CONFIGS:
             raise UsageError(f"unknown config {c!r}; use {', '.join(_ALL_CONFIGS)}")
         configs.append(c)
-    backends, unavailable = _resolve_backends(args)
-    core_missing = _xpnet_core_missing()
-    tdev, tdev_reason = _torch_device(args)
+    impls = ["xpnet"] if args.no_reference else _split(args.impls)
+    for i in impls:
+        if i not in _ALL_IMPLS:
+            raise UsageError(f"unknown implementation {i!r}; use {', '.join(_ALL_IMPLS)}")
+    try:
+        threads = [int(t) for t in _split(args.threads)] if args.threads else (
+            [1] if args.gpu else sorted({1, _cpus()}))
+    except ValueError as exc:
+        raise UsageError(f"--threads takes a comma list of positive integers: {exc}") from exc
+    if not threads or min(threads) < 1:
+        raise UsageError("--threads takes a comma list of positive integers")
+    if args.peak_tflops is not None and args.peak_tflops <= 0:
+        raise UsageError("--peak-tflops must be positive")
+    return {"dtypes": dtypes, "configs": configs, "impls": impls,
+            "threads": list(dict.fromkeys(threads))}
+
+
+def _probe(args, explicit: list[str], log) -> dict[str, Any]:
+    from xpnet.benchmark.probe import probe
+
+    names = explicit or (["cupy", "torch"] if args.gpu else list(_CPU_BACKENDS))
+    log("== probing backends" + (" and the GPU" if args.gpu else ""))
+    return probe(names, args.device, gpu=args.gpu)
+
+
+def run(args: argparse.Namespace, log, argv: list[str]) -> dict[str, Any]:
+    opt = _options(args)
+    explicit = _split(args.backend)
+    answer = _probe(args, explicit, log)
+    backends, unavailable = [], []
+    for name, a in answer["backends"].items():
+        if a["ok"]:
+            backends.append(name)
+        elif explicit or a.get("usage"):
+            raise UsageError(f"backend {name!r} cannot run here: {a['reason']}")
+        else:
+            unavailable.append({"backend": name, "reason": a["reason"]})
+    gpu = answer.get("gpu")
+    if args.gpu:
+        if not (gpu["torch"]["ok"] or gpu["cupy"]["ok"]):
+            raise UsageError(f"--gpu needs an NVIDIA GPU, and there is none here: torch: "
+                             f"{gpu['torch']['reason']}; CuPy: {gpu['cupy']['reason']}")
+        if args.peak_tflops:
+            gpu["peak_fp32_tflops"] = args.peak_tflops
+            gpu["peak_source"] = "--peak-tflops"
+    device = args.device or ("cuda" if args.gpu else "cpu")
+    peer_device = device if (args.gpu or str(device).startswith("cuda")) else "cpu"
+    quick = 1 if args.quick else 0
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     t_start = time.perf_counter()
     result: dict[str, Any] = {
-        "schema": "xpnet-bench/1",
+        "schema": "xpnet-bench/2",
         "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "xpnet bench " + shlex.join(argv),
+        "quick": bool(args.quick),
         "settings": {
-            "backends": [b.name for b in backends],
-            "device": args.device,
-            "torch_device": tdev or "cpu",
-            "dtypes": dtypes,
-            "configs": configs,
-            "quick": bool(args.quick),
-            "repeats": args.repeats,
-            "warmup": args.warmup,
-            "reference": not args.no_reference,
-            "threads": args.threads,
-            "budget_s": args.budget,
-            "threads_applied": threads or {},
+            "backends": backends, "device": args.device, "peer_device": peer_device,
+            "dtypes": opt["dtypes"], "configs": opt["configs"], "impls": opt["impls"],
+            "threads": opt["threads"], "quick": bool(args.quick), "repeats": args.repeats,
+            "warmup": args.warmup, "budget_s": args.budget, "gpu": bool(args.gpu),
         },
         "environment": H.environment(),
+        "driver_pid": os.getpid(),
         "unavailable": unavailable,
         "configs": {},
+        "memory_growth": [],
+        "opcounts": {},
     }
+    if gpu:
+        result["gpu"] = gpu
     notes = []
-    for cname in configs:
-        d = H._DEFAULTS[cname]
+    for cname in opt["configs"]:
+        d = H.defaults_for(I.CONFIGS[cname])
         notes.append(f"{cname} {args.repeats or d['repeats'][quick]}")
     result["settings"]["repeats_note"] = ", ".join(notes)
+    budget = args.budget if args.budget is not None else (20.0 if quick else 150.0)
+    growth_steps = args.growth_steps if args.growth_steps is not None else H.GROWTH_STEPS[quick]
 
-    for cname in configs:
-        cfg = H.CONFIGS[cname]
+    for cname in opt["configs"]:
+        cfg = I.CONFIGS[cname]
         log(f"== {cname}: {cfg.description}")
-        entry: dict[str, Any] = {"description": cfg.description, "kind": cfg.kind}
+        entry: dict[str, Any] = {"description": cfg.description, "kind": cfg.kind,
+                                 "threads": opt["threads"]}
+        if cfg.gemm_shapes():
+            entry["gflop_per_step"] = round(cfg.gemm_flops() / 1e9, 4)
         result["configs"][cname] = entry
-        if core_missing:
-            entry.update(status="skipped", reason=core_missing)
-            log(f"   skipped: {core_missing}")
-            continue
         if cfg.conv:
             import xpnet
 
@@ -218,46 +238,52 @@ def run(args: argparse.Namespace, log, argv: list[str],
                 entry.update(status="skipped", reason=reason)
                 log(f"   skipped: {reason}")
                 continue
-        cands = _candidates(cfg, backends, dtypes, tdev, tdev_reason, args, log)
-        d = H._DEFAULTS[cname]
+        specs = _specs(cfg, backends, opt, device, args.gpu)
+        if not specs:
+            entry.update(status="skipped", reason="nothing to time for this config")
+            continue
+        d = H.defaults_for(cfg)
         repeats = args.repeats if args.repeats is not None else d["repeats"][quick]
         warmup = args.warmup if args.warmup is not None else d["warmup"][quick]
-        t0 = time.perf_counter()
-        budget = args.budget if args.budget is not None else (20.0 if quick else 150.0)
-        rounds = H.run_timed(cands, repeats, warmup, d["sample_s"][quick], log, budget)
-        for c in cands:
-            H.measure_step_peak(c, steps=1 if cfg.kind == "infer" or quick else 3)
-        entry.update(
-            status="ok", repeats=repeats, rounds=rounds, budget_s=budget, warmup=warmup,
-            seconds=round(time.perf_counter() - t0, 2),
-            rss_after_bytes=H.rss_bytes(), peak_rss_bytes=H.peak_rss_bytes(),
-            results=[c.result() for c in cands],
+        rows, facts = H.run_config(
+            cfg, specs, opt["threads"], repeats=repeats, warmup=warmup,
+            sample_s=d["sample_s"][quick], budget_s=budget, log=log,
+            memory_steps=1, growth_steps=growth_steps if cname == "C1" else 0,
+            growth_budget_s=budget, opcount=not args.no_opcount,
         )
-        del cands
-        gc.collect()
-        for r in entry["results"]:
-            if "median_ms" in r:
-                log(f"   {r['label']:<44} {r['median_ms']:9.3f} ms  "
+        entry.update(status="ok", repeats=repeats, warmup=warmup, budget_s=budget,
+                     results=rows, **facts)
+        xpnet_rows = [r for r in rows if r["impl"] == "xpnet"]
+        if cfg.kind == "infer" or cfg.conv:
+            pass
+        elif not args.no_opcount and xpnet_rows:
+            counted = [b for b in ("numpy", "array_api_strict", "torch")
+                       if any(r["backend"] == b for r in xpnet_rows)]
+            if counted:
+                log(f"   counting operations per step: {', '.join(counted)}")
+                try:
+                    from xpnet.benchmark.opcount import count_in_subprocess
+
+                    result["opcounts"][cname] = count_in_subprocess(cfg, counted)
+                except Exception as exc:  # reported, not fatal
+                    result["opcounts"][cname] = {b: {"status": "error", "reason": str(exc)}
+                                                 for b in counted}
+        for r in rows:
+            if "memory_growth" in r:
+                g = dict(r["memory_growth"], key=r["key"], threads=r.get("best_threads"))
+                result["memory_growth"].append(g)
+        for r in rows:
+            if r.get("status") == "ok":
+                log(f"   {r['label']:<40} {r['median_ms']:9.3f} ms @{r['best_threads']}t "
                     f"(IQR {r['iqr_ms']:.3f}, n={r['n_samples']}x{r['steps_per_sample']})")
             else:
-                log(f"   {r['label']:<44} {r['status']}: {r.get('reason', '')}")
+                log(f"   {r['label']:<40} {r['status']}: {r.get('reason', '')}")
 
-    growth_steps = args.growth_steps
-    if growth_steps is None:
-        growth_steps = H.GROWTH_STEPS[quick]
-    result["memory_growth"] = []
-    if growth_steps > 0 and not core_missing and "C1" in configs:
-        log(f"== memory growth: C1, {growth_steps} steps")
-        for be in backends:
-            budget = args.budget if args.budget is not None else (20.0 if quick else 150.0)
-            result["memory_growth"].append(
-                H.memory_growth(be, "float32", growth_steps, log, budget)
-            )
-    result["peak_rss_bytes"] = H.peak_rss_bytes()
     result["environment"]["load_average_at_end"] = H.load_average()
     result["seconds"] = round(time.perf_counter() - t_start, 1)
-
     R.add_ratios(result)
+    if gpu:
+        R.add_gpu_figures(result)
     md = R.markdown(result)
     stem = out_dir / args.name
     json_path, md_path, png_path = (stem.with_suffix(s) for s in (".json", ".md", ".png"))
@@ -279,46 +305,42 @@ def run(args: argparse.Namespace, log, argv: list[str],
     return result
 
 
-def _candidates(cfg, backends, dtypes, tdev, tdev_reason, args, log) -> list[H.Candidate]:
-    host = H._host_batches(cfg, 1 if cfg.kind == "infer" else 8)
-    cands: list[H.Candidate] = []
-
-    def add(make, key, impl, backend, device, dtype):
-        try:
-            cands.append(make())
-        except Exception as exc:
-            cands.append(H._unavailable(key, impl, backend, device, dtype,
-                                        f"{type(exc).__name__}: {exc}", status="error"))
-            log(f"   {key}: could not build: {exc}")
-
-    for be in backends:
-        for dt in dtypes:
-            add(lambda be=be, dt=dt: H.xpnet_candidate(cfg, be, dt, host),
-                f"xpnet-{be.name}-{dt}", "xpnet", be.name, str(be.device), dt)
-    if args.no_reference:
-        return cands
-    if tdev is None:
-        cands.append(H._unavailable("torch", "torch.nn", "torch", "", "", tdev_reason))
-    else:
-        for dt in dtypes:
-            add(lambda dt=dt: H.torch_candidate(cfg, tdev, dt, host, fused=False),
-                f"torch-eager-{tdev}-{dt}", "torch.nn", "torch", tdev, dt)
-            if cfg.kind == "train":
-                add(lambda dt=dt: H.torch_candidate(cfg, tdev, dt, host, fused=True),
-                    f"torch-fused-{tdev}-{dt}", "torch.nn fused", "torch", tdev, dt)
-    if not cfg.conv:
-        add(lambda: H.gemm_candidate(cfg, "numpy"), "gemm-numpy", "GEMM bound", "numpy", "",
-            "float32")
-        if tdev is not None:
-            add(lambda: H.gemm_candidate(cfg, "torch", tdev),
-                "gemm-torch" + ("" if tdev == "cpu" else f"-{tdev}"), "GEMM bound",
-                "torch", tdev, "float32")
-        if any(b.name == "cupy" for b in backends):
-            add(lambda: H.gemm_candidate(cfg, "cupy", "cuda"), "gemm-cupy", "GEMM bound",
-                "cupy", "cuda", "float32")
-        add(lambda: H.book_candidate(cfg, host), "book-numpy-float64", "book", "numpy", "",
-            "float64")
-    return cands
+def _specs(cfg: I.Config, backends: list[str], opt: dict[str, Any], device: str,
+           gpu: bool) -> list[I.Spec]:
+    """What to time for ``cfg``."""
+    impls, dtypes = opt["impls"], opt["dtypes"]
+    specs: list[I.Spec] = []
+    on_gpu = gpu or str(device).startswith("cuda")
+    if "xpnet" in impls:
+        for b in backends:
+            if gpu and b not in ("cupy", "torch"):
+                continue
+            dev = device if b in ("torch", "cupy") else "cpu"
+            if b == "cupy" and dev == "cpu":
+                dev = "cuda"
+            for dt in dtypes:
+                specs.append(I.Spec("xpnet", b, dev, dt))
+    peer_dev = device if on_gpu else "cpu"
+    for dt in dtypes:
+        if "torch-eager" in impls:
+            specs.append(I.Spec("torch-eager", "torch", peer_dev, dt))
+        if "torch-fused" in impls and cfg.kind == "train":
+            specs.append(I.Spec("torch-fused", "torch", peer_dev, dt))
+        if "jax-jit" in impls and not cfg.conv:
+            specs.append(I.Spec("jax-jit", "jax", peer_dev, dt))
+    if "gemm" in impls and not cfg.conv:
+        if not gpu:
+            specs.append(I.Spec("gemm", "numpy", "cpu", "float32"))
+        torch_rows = ("xpnet" in impls and "torch" in backends) or any(
+            i in impls for i in ("torch-eager", "torch-fused"))
+        if torch_rows:  # the bound of the torch rows, in torch
+            specs.append(I.Spec("gemm", "torch", peer_dev, "float32"))
+        if "cupy" in backends:
+            specs.append(I.Spec("gemm", "cupy", device if device != "cpu" else "cuda",
+                                "float32"))
+    if "book" in impls and not cfg.conv and not gpu:
+        specs.append(I.Spec("book", "numpy", "cpu", "float64"))
+    return specs
 
 
 if __name__ == "__main__":  # pragma: no cover
