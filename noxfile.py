@@ -1,7 +1,8 @@
 """nox sessions: tests and benchmarks per backend, and lint.
 
     nox -s tests-numpy            # one backend; tests-array_api_strict, tests-torch, tests-cupy
-    nox -s bench-numpy            # benchmarks, side by side with PyTorch eager; bench-torch, ...
+    nox -s bench-numpy            # benchmarks beside the peers (torch.nn, JAX); bench-torch, ...
+    nox -s bench-gpu              # the GPU rows (CuPy, torch CUDA) on an NVIDIA machine
     nox -s lint
     nox -R -s tests-torch         # -R: reuse the environment, skip reinstalling
 
@@ -32,8 +33,8 @@ def _tests(session: nox.Session, backend: str) -> None:
 
 
 def _bench(session: nox.Session, backend: str) -> None:
-    """Benchmark one backend beside PyTorch eager and the GEMM-only bound (same run)."""
-    session.install("-e", ".[cli]", TORCH, *BACKEND_PACKAGES[backend])
+    """Benchmark one backend beside its peers and the GEMM-only bound, each in its own process."""
+    session.install("-e", ".[cli,bench]", TORCH, *BACKEND_PACKAGES[backend])
     # results go to bench-results/bench-<backend>.{json,md,png}; posargs can override both
     session.run("python", "bench/run.py", "--backend", backend, "--out", "bench-results",
                 "--name", f"bench-{backend}", *session.posargs)
@@ -52,6 +53,16 @@ def _for_backend(run, backend: str):  # noqa: ANN001, ANN202
 for _backend in BACKEND_PACKAGES:
     nox.session(name=f"tests-{_backend}")(_for_backend(_tests, _backend))
     nox.session(name=f"bench-{_backend}")(_for_backend(_bench, _backend))
+
+
+@nox.session(name="bench-gpu")
+def bench_gpu(session: nox.Session) -> None:
+    """The GPU rows: xpnet on CuPy and torch CUDA beside torch.nn on CUDA, with GFLOP/s and the
+    FP32 floor (exit status 2 where there is no NVIDIA GPU)."""
+    # an unpinned torch is a CUDA build on Linux: what a GPU machine needs
+    session.install("-e", ".[cli]", "torch", "cupy-cuda12x")
+    session.run("python", "bench/run.py", "--gpu", "--out", "bench-results", "--name",
+                "bench-gpu", *session.posargs)
 
 
 @nox.session
