@@ -178,6 +178,18 @@ def test_gemm_bound_allocates_nothing_per_step():
     assert peak < 1024, f"the GEMM bound allocated {peak} bytes in 3 steps"
 
 
+def test_jax_gemm_computes_the_same_products():
+    pytest.importorskip("jax")
+    cfg = impls.Config("tiny", "train", "", hidden=(3,), batch=4, input_size=5, output_size=2)
+    ref = impls.build_gemm(cfg, impls.Spec("gemm", "numpy"))
+    ref.step()
+    jx = impls.build_gemm(cfg, impls.Spec("gemm", "jax"))
+    jx.step()
+    jx.sync()
+    for got, (_, _, want) in zip(jx.step.state["out"], ref.step.operands, strict=True):
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-5)
+
+
 def test_gemm_bound_computes_the_products_into_its_outputs():
     cfg = impls.Config("tiny", "train", "", hidden=(3,), batch=4, input_size=5, output_size=2)
     spec = impls.Spec("gemm", "numpy")
@@ -385,3 +397,60 @@ def test_load_verdict_depends_on_the_load():
     assert "competed" in _load_verdict([0.2, 1, 1], [2.5, 1, 1], 2)
     assert "at or below" in _load_verdict([0.4, 3, 3], [1.9, 3, 3], 2)
     assert "unknown" in _load_verdict(None, None, 2)
+
+
+# -- scaling --------------------------------------------------------------------------------------
+
+
+def test_scaling_grid_shares_the_base_point():
+    from xpnet.benchmark import scaling
+
+    grid = scaling.points((64, 256, 1024), (32, 256), base_width=256, base_batch=256)
+    assert [(p["width"], p["batch"]) for p in grid] == [(64, 256), (256, 256), (1024, 256),
+                                                         (256, 32)]
+    assert grid[1]["sweeps"] == ["width", "batch"]
+    full = scaling.points(scaling.FULL_WIDTHS, scaling.FULL_BATCHES)
+    assert min(p["width"] for p in full) == 64 and max(p["width"] for p in full) == 2048
+    assert min(p["batch"] for p in full) == 32 and max(p["batch"] for p in full) == 1024
+
+
+def test_scaling_run_writes_json_and_figure(tmp_path):
+    from xpnet.benchmark import scaling
+
+    rc = scaling.main(["--widths", "32,64", "--batches", "16", "--impls", "xpnet,gemm",
+                       "--threads", "1", "--repeats", "2", "--warmup", "1", "--sample-s", "0",
+                       "--out", str(tmp_path), "--name", "sc"])
+    assert rc == 0
+    result = json.loads((tmp_path / "sc.json").read_text())
+    assert len(result["points"]) == 3  # (32, 256), (64, 256) and (256, 16)
+    for p in result["points"]:
+        xp_row, gemm = p["results"]["xpnet"], p["results"]["gemm"]
+        assert xp_row["status"] == gemm["status"] == "ok"
+        assert xp_row["vs_gemm_bound"] == pytest.approx(xp_row["median_ms"] / gemm["median_ms"])
+        assert p["gflop_per_step"] == pytest.approx(
+            impls.mlp_config(p["width"], p["batch"]).gemm_flops() / 1e9)
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert result["figure_skipped"]
+    else:
+        assert (tmp_path / "sc.png").stat().st_size > 1000
+
+
+def test_gpu_mode_times_the_gpu_rows_against_their_own_bounds():
+    from xpnet.benchmark import runner
+
+    opt = {"impls": list(runner._ALL_IMPLS), "dtypes": ["float32"]}
+    specs = runner._specs(impls.CONFIGS["C2"], ["cupy", "torch"], opt, "cuda", True)
+    keys = [s.key for s in specs]
+    assert keys == ["xpnet-cupy-cuda-float32", "xpnet-torch-cuda-float32",
+                    "torch-eager-cuda-float32", "torch-fused-cuda-float32",
+                    "jax-jit-cuda-float32", "gemm-torch-cuda", "gemm-cupy-cuda",
+                    "gemm-jax-cuda"]
+    rows = {s.key: {"key": s.key, "library": s.library, "device": s.device} for s in specs}
+    assert report.gemm_key(rows["xpnet-cupy-cuda-float32"]) == "gemm-cupy-cuda"
+    assert report.gemm_key(rows["xpnet-torch-cuda-float32"]) == "gemm-torch-cuda"
+    cpu = runner._specs(impls.CONFIGS["C1-infer"], ["numpy"], opt, "cpu", False)
+    assert [s.key for s in cpu] == ["xpnet-numpy-float32", "torch-eager-cpu-float32",
+                                    "jax-jit-cpu-float32", "gemm-numpy", "gemm-torch",
+                                    "gemm-jax", "book-numpy-float64"]  # no fused inference

@@ -619,6 +619,8 @@ def build_gemm(cfg: Config, spec: Spec) -> Impl:
             ops.append((ca, cb, cupy.empty(shape, dtype=cupy.float32)))
         matmul = cupy.matmul
         impl.sync = lambda: cupy.cuda.get_current_stream().synchronize()
+    elif spec.backend == "jax":
+        return _jax_gemm(cfg, spec, host)
     else:
         raise ValueError(f"no GEMM bound for library {spec.backend!r}")
 
@@ -632,6 +634,40 @@ def build_gemm(cfg: Config, spec: Spec) -> Impl:
     impl.extra["gflop_per_step"] = round(flops / 1e9, 4)
     impl.note = f"{len(ops)} matmuls into preallocated outputs, {flops / 1e9:.3f} GFLOP per step"
     return impl
+
+
+def _jax_gemm(cfg: Config, spec: Spec, host: list[Any]) -> Impl:
+    """The same products as one jitted function (XLA has no ``out=``: it allocates the outputs
+    from its own pool).  Not a bound for NumPy's rows -- XLA's GEMM is not OpenBLAS -- but the
+    floor of JAX's own step."""
+    jax = _import_jax("float32")
+    import jax.numpy as jnp
+
+    platform = "cpu" if spec.device in ("", "cpu", None) else "gpu"
+    try:
+        device = jax.devices(platform)[0]
+    except RuntimeError as exc:
+        raise Unavailable(f"JAX has no {platform} device: {exc}") from exc
+    kinds = tuple(kind for kind, *_ in host)
+    operands = [(jax.device_put(jnp.asarray(a), device), jax.device_put(jnp.asarray(b), device))
+                for _, a, b, _ in host]
+
+    @jax.jit
+    def products(ops):
+        return [a.T @ b if k == "dW" else a @ b.T if k == "dX" else a @ b
+                for k, (a, b) in zip(kinds, ops, strict=True)]
+
+    state: dict[str, Any] = {}
+
+    def step():
+        state["out"] = products(operands)
+
+    step.state = state  # for the tests: the last outputs
+    flops = cfg.gemm_flops()
+    return Impl(step=step, sync=lambda: jax.block_until_ready(state),
+                extra={"gflop_per_step": round(flops / 1e9, 4)},
+                note=f"{len(kinds)} matmuls in one jax.jit (XLA allocates the outputs), "
+                     f"{flops / 1e9:.3f} GFLOP per step")
 
 
 # -- the book's float64 code ----------------------------------------------------------------------

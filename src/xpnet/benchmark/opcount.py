@@ -17,8 +17,9 @@ steps).  Two numbers:
   ``sum`` fills, then reduces); an ``aten::to`` or ``contiguous`` that did nothing is dropped.
   Closer to the kernels a GPU would launch, still an estimate.
 
-``host_syncs`` counts ``aten::_local_scalar_dense`` (``.item()``: a device-to-host copy and a
-stall on a GPU); it is in neither number.
+``item_calls`` counts ``aten::_local_scalar_dense`` (``.item()``), in neither number: a
+device-to-host copy and a stall when the tensor lives on a GPU (``torch.optim.Adam`` reads its step
+counters this way; they stay on the CPU unless ``capturable=True``).
 
 **array_api_strict** (the portable path, exact): every namespace function and every ``Array``
 operator (``__add__``, ``__matmul__``, ``__setitem__``, ...) called from outside the library
@@ -125,7 +126,7 @@ def _torch_counts(events: list[Any]) -> dict[str, Any]:
         "counter": "torch.profiler",
         "aten_leaf_ops": sum(leaf_ops.values()),
         "aten_kernels": sum(kernels.values()),
-        "host_syncs": sum(1 for e in aten if e.name == "aten::_local_scalar_dense"),
+        "item_calls": sum(1 for e in aten if e.name == "aten::_local_scalar_dense"),
         "leaf_ops_by_name": dict(sorted(leaf_ops.items(), key=lambda kv: -kv[1])),
         "kernels_by_name": dict(sorted(kernels.items(), key=lambda kv: -kv[1])),
     }
@@ -559,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{b}: {c.get('status')} ({c.get('reason')})")
         elif c["counter"] == "torch.profiler":
             print(f"{b}: {c['aten_leaf_ops']} aten leaf ops, {c['aten_kernels']} kernels, "
-                  f"{c['host_syncs']} host syncs; leaf ops {c['leaf_ops_by_name']}")
+                  f"{c['item_calls']} .item() calls; leaf ops {c['leaf_ops_by_name']}")
         else:
             print(f"{b}: {c['ops']} ops, {c['views']} views, {c['draws']} draws, "
                   f"{c['allocs']} allocs; ops {c['ops_by_name']}")

@@ -63,7 +63,9 @@ def gemm_key(row: dict[str, Any]) -> str:
         return "gemm-torch" + ("" if dev == "cpu" else f"-{dev}")
     if lib == "cupy":
         return f"gemm-cupy-{dev}" if dev not in ("", "cpu") else "gemm-cupy"
-    return "gemm-numpy"  # JAX on the CPU: against NumPy's BLAS
+    if lib == "jax":
+        return "gemm-jax" + ("" if dev == "cpu" else f"-{dev}")
+    return "gemm-numpy"
 
 
 def add_ratios(result: dict[str, Any]) -> None:
@@ -352,8 +354,8 @@ def _opcount_section(result: dict[str, Any]) -> list[str]:
              "namespace and array operators, counted where they enter the library "
              "(`python bench/opcount.py`). GPU estimate: launches alone at "
              f"{lo * 1e6:.0f}-{hi * 1e6:.0f} us each.", "",
-             "| config | implementation | ops (leaf) | kernels | views | draws | host syncs | "
-             "GPU launch time ms |", "|---|---|---|---|---|---|---|---|"]
+             "| config | implementation | ops (leaf) | kernels | views | draws | "
+             ".item() / float() | GPU launch time ms |", "|---|---|---|---|---|---|---|---|"]
     for cname, per in counts.items():
         if not isinstance(per, dict):
             continue
@@ -374,7 +376,7 @@ def _ops_row(cname: str, label: str, c: dict[str, Any]) -> str:
     lo, hi = LAUNCH_S
     if c.get("counter") == "torch.profiler":
         n = c["aten_kernels"]
-        return (f"| {cname} | {label} | {c['aten_leaf_ops']} | {n} | – | – | {c['host_syncs']} | "
+        return (f"| {cname} | {label} | {c['aten_leaf_ops']} | {n} | – | – | {c['item_calls']} | "
                 f"{n * lo * 1e3:.2f}–{n * hi * 1e3:.2f} |")
     n = c["ops"] + c.get("draws", 0)
     return (f"| {cname} | {label} | {c['ops']} | – | {c['views']} | {c['draws']} | "
@@ -431,6 +433,7 @@ _SUMMARY_COLS = [
     ("xpnet torch cuda", "xpnet-torch-{d}-float32"),
     ("xpnet cupy", "xpnet-cupy-{d}-float32"),
     ("GEMM torch", "gemm-torch"),
+    ("GEMM jax", "gemm-jax"),
     ("GEMM torch cuda", "gemm-torch-{d}"),
     ("GEMM cupy", "gemm-cupy-{d}"),
 ]
@@ -497,12 +500,19 @@ def _isolation_section(result) -> list[str]:
     fr = [r.get("peer_cpu_fraction") for r in rows if r.get("peer_cpu_fraction") is not None]
     driver = {r.get("driver_pid") for r in rows}
     lines = ["## Isolation", "",
-             f"{len(rows)} implementations, each in worker processes of its own (driver pid "
+             f"{len(rows)} timed rows (implementation x config), each from worker processes of "
+             f"its own (driver pid "
              f"{', '.join(str(d) for d in driver)}; worker pids in the JSON). CPU used by the "
              "sleeping workers while another was timed, as a fraction of the timed wall time: "
              f"median {_pct(_med(fr))}, max {_pct(max(fr) if fr else None)} (the driver waits "
              "for them to go quiet before each sample). CPU/wall in the tables is the timed "
              "worker's own CPU time over its wall time: at most its thread count.", ""]
+    one = [b["cpu_per_wall"] for r in rows for t, b in r.get("by_threads", {}).items()
+           if t == "1" and b.get("cpu_per_wall") is not None]
+    if one and _med(one) < 0.9:
+        lines += [f"**The one-thread workers got {_med(one):.2f} of a core (median CPU/wall): "
+                  "other processes took the CPU during this run, so its times are not a "
+                  "measurement.**", ""]
     return lines
 
 

@@ -338,6 +338,8 @@ def _specs(cfg: I.Config, backends: list[str], opt: dict[str, Any], device: str,
         if "cupy" in backends:
             specs.append(I.Spec("gemm", "cupy", device if device != "cpu" else "cuda",
                                 "float32"))
+        if "jax-jit" in impls:  # the floor of JAX's own step (XLA's GEMM is not OpenBLAS)
+            specs.append(I.Spec("gemm", "jax", peer_dev, "float32"))
     if "book" in impls and not cfg.conv and not gpu:
         specs.append(I.Spec("book", "numpy", "cpu", "float64"))
     return specs

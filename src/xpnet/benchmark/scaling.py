@@ -124,6 +124,7 @@ def figure(result: dict[str, Any], path: Path) -> str | None:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError as exc:
         return f"matplotlib is not installed ({exc})"
     from xpnet.benchmark.report import COLORS
@@ -158,6 +159,11 @@ def figure(result: dict[str, Any], path: Path) -> str | None:
         axes[1, col].axhline(1.0, color="#7f7f7f", linewidth=0.8)
         for ax in axes[:, col]:
             ax.set_xticks([p[xkey] for p in pts], [str(p[xkey]) for p in pts])
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            if ax.get_yscale() == "log":
+                ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _p: f"{v:g}"))
+            ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.grid(True, alpha=0.3)
     axes[0, 0].legend(fontsize=7)
     env = result["environment"]

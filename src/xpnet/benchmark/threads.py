@@ -23,7 +23,7 @@ THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "XPNET_NUM_THREADS")
 
 #: XLA's CPU client on one thread (JAX has no thread-count variable: its pool is one thread
-#: or all cores)
+#: or every CPU the process may use, which :func:`apply_in_worker` narrows for other counts)
 XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
 
@@ -47,11 +47,17 @@ def thread_env(n: int, library: str, base: dict[str, str] | None = None) -> dict
 
 
 def apply_in_worker(n: int, library: str) -> None:
-    """What the environment cannot set: torch's intra-op threads (a call)."""
+    """What the environment cannot set, before the library is imported: torch's intra-op
+    threads (a call), and for JAX between one thread and all of them, the CPUs the process may
+    use (XLA sizes its pool by them)."""
     if library == "torch":
         import torch
 
         torch.set_num_threads(n)
+    elif library == "jax" and n > 1 and hasattr(os, "sched_setaffinity"):
+        cpus = sorted(os.sched_getaffinity(0))
+        if n < len(cpus):
+            os.sched_setaffinity(0, cpus[:n])
 
 
 def _openblas_get_num_threads() -> int | None:
@@ -86,6 +92,8 @@ def threads_seen() -> dict[str, Any]:
                          if m in sys.modules),
         "os_threads": _task_count(),
     }
+    if hasattr(os, "sched_getaffinity"):
+        seen["cpus_allowed"] = len(os.sched_getaffinity(0))
     try:
         from threadpoolctl import threadpool_info
 
