@@ -454,3 +454,13 @@ def test_gpu_mode_times_the_gpu_rows_against_their_own_bounds():
     assert [s.key for s in cpu] == ["xpnet-numpy-float32", "torch-eager-cpu-float32",
                                     "jax-jit-cpu-float32", "gemm-numpy", "gemm-torch",
                                     "gemm-jax", "book-numpy-float64"]  # no fused inference
+
+
+def test_missing_jax_makes_its_rows_unavailable_with_a_reason(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "jax", None)  # import jax -> ImportError
+    with pytest.raises(impls.Unavailable, match="jax is not installed"):
+        impls.build(impls.CONFIGS["C1"], impls.Spec("jax-jit", "jax"))
+    with pytest.raises(impls.Unavailable, match="jax is not installed"):
+        impls.build(impls.CONFIGS["C1"], impls.Spec("gemm", "jax"))

@@ -1,7 +1,11 @@
-"""Benchmarks of xpnet against PyTorch, the GEMM-only lower bound and the book's code.
+"""Benchmarks of xpnet against its peers (torch.nn eager and fused, JAX jit), the GEMM-only
+lower bound and the book's code, each implementation timed in a worker process of its own.
 
 ``xpnet bench [options]`` and ``python bench/run.py [options]`` both call :func:`main`; see
-``bench/README.md`` for the options and for running on a GPU.
+``bench/README.md`` for the method, the options and running on a GPU.  Modules: ``impls``
+(what is timed), ``worker`` and ``harness`` (the processes and the rounds), ``threads``,
+``report``, ``runner`` (the command line), ``opcount`` (operations per step), ``scaling`` (the
+width/batch sweep), ``probe`` (backends, GPU), ``book`` (the book's float64 code).
 
 Examples
 --------

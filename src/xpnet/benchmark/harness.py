@@ -22,7 +22,6 @@ The driver itself imports no array library but NumPy and never times anything.
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 import select
@@ -99,10 +98,12 @@ class WorkerProcess:
         return json.loads(line)
 
     def start(self, timeout: float = 120.0) -> dict[str, Any]:
+        """Wait for the worker's greeting (its pid); returns it."""
         self.hello = self._read(timeout)
         return self.hello
 
     def send(self, msg: dict[str, Any]) -> None:
+        """Write one request line."""
         try:
             self.proc.stdin.write(json.dumps(msg) + "\n")
             self.proc.stdin.flush()
@@ -110,6 +111,7 @@ class WorkerProcess:
             raise WorkerError(f"the worker is gone ({exc}){self._tail()}") from exc
 
     def request(self, msg: dict[str, Any], timeout: float = 600.0) -> dict[str, Any]:
+        """Send one request and wait for its reply (:class:`WorkerError` on death or timeout)."""
         self.send(msg)
         return self._read(timeout)
 
@@ -148,6 +150,7 @@ class WorkerProcess:
         return f"; its stderr ends with: {text[-n:]}" if text else ""
 
     def close(self) -> None:
+        """Ask the worker to exit (kill it if it does not), close the pipes."""
         if self.proc.poll() is None:
             try:
                 self.send({"cmd": "exit"})
@@ -184,9 +187,11 @@ class Run:
     settle_s: list[float] = field(default_factory=list)
 
     def fail(self, status: str, reason: str) -> None:
+        """Mark this run as not timed (``error`` or ``unavailable``), with the reason."""
         self.status, self.reason = status, reason
 
     def stats(self) -> dict[str, Any]:
+        """Median, quartiles, extremes, every sample, CPU/wall and peer CPU of this run."""
         out: dict[str, Any] = {"threads": self.threads, "status": self.status}
         if self.reason:
             out["reason"] = self.reason
@@ -502,7 +507,3 @@ def _cpu_model() -> str | None:
     except OSError:
         pass
     return platform.processor() or None
-
-
-def finite(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)

@@ -198,6 +198,7 @@ class Tally:
             self._local.depth = depth
 
     def summary(self) -> dict[str, Any]:
+        """Totals per kind (``ops``, ``views``, ...) and the calls by name."""
         by_kind: dict[str, Counter[str]] = {}
         for (kind, name), n in self.counts.items():
             by_kind.setdefault(kind, Counter())[name] += n
@@ -495,11 +496,13 @@ PINNED = {"numpy": ("ops",), "array_api_strict": ("ops",),
 
 
 def pins_from(counts: dict[str, dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """The pinned numbers (:data:`PINNED`) of a :func:`count` result."""
     return {b: {k: int(c[k]) for k in PINNED[b]} for b, c in counts.items()
             if c.get("status") == "ok" and b in PINNED}
 
 
 def load_pins(path: Path = PINS_PATH) -> dict[str, Any]:
+    """The pins file as a dict (``{"C1": {backend: {number: pin}}, ...}``)."""
     return json.loads(Path(path).read_text())
 
 
@@ -521,6 +524,7 @@ def compare(counts: dict[str, dict[str, Any]], pins: dict[str, dict[str, int]]
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python bench/opcount.py``: print the counts, or ``--update`` the pins."""
     p = argparse.ArgumentParser(
         prog="python bench/opcount.py",
         description="Operations per xpnet training step per backend (torch: profiler; numpy, "

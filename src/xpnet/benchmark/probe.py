@@ -115,6 +115,7 @@ def _probe_gpu() -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Answer the JSON request in ``argv[0]`` on stdout."""
     args = sys.argv[1:] if argv is None else argv
     req = json.loads(args[0]) if args else {}
     answer: dict[str, Any] = {

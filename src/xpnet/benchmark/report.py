@@ -232,6 +232,7 @@ def _pct(v) -> str:
 
 
 def markdown(result: dict[str, Any]) -> str:
+    """The markdown report of a run (after :func:`add_ratios`)."""
     env = result["environment"]
     s = result["settings"]
     threads = ", ".join(str(t) for t in s.get("threads", []))

@@ -31,6 +31,7 @@ def _cpus() -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of ``xpnet bench``."""
     p = argparse.ArgumentParser(
         prog="xpnet bench",
         description=(
@@ -168,6 +169,7 @@ def _probe(args, explicit: list[str], log) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace, log, argv: list[str]) -> dict[str, Any]:
+    """Probe, time every config, count, write JSON/markdown/PNG; returns the result dict."""
     opt = _options(args)
     explicit = _split(args.backend)
     answer = _probe(args, explicit, log)

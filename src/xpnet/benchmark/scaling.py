@@ -53,6 +53,7 @@ def points(widths: tuple[int, ...], batches: tuple[int, ...], base_width: int = 
 
 
 def specs(impls: list[str]) -> list[I.Spec]:
+    """The specs of the sweep's implementations (all float32 on the CPU)."""
     table = {
         "xpnet": I.Spec("xpnet", "numpy", "cpu", "float32"),
         "torch-eager": I.Spec("torch-eager", "torch", "cpu", "float32"),
@@ -64,6 +65,7 @@ def specs(impls: list[str]) -> list[I.Spec]:
 
 
 def run(args: argparse.Namespace, log, argv: list[str]) -> dict[str, Any]:
+    """Measure every point of the grid; returns the result dict."""
     widths = FULL_WIDTHS if args.full else DEFAULT_WIDTHS
     batches = FULL_BATCHES if args.full else DEFAULT_BATCHES
     if args.widths:
@@ -177,6 +179,7 @@ def figure(result: dict[str, Any], path: Path) -> str | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of ``python bench/scaling.py``."""
     p = argparse.ArgumentParser(
         prog="python bench/scaling.py",
         description="ms/step and the ratio to the GEMM bound over width and batch, each "
@@ -201,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the sweep, write JSON and PNG; 0, or 1 when an implementation failed."""
     from xpnet.io import write_json
 
     args = build_parser().parse_args(argv)

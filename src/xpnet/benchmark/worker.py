@@ -169,6 +169,7 @@ class Worker:
         return {"status": "ok", **opcount.torch_step_counts(self.impl.step, self.impl.sync)}
 
     def handle(self, msg: dict[str, Any]) -> dict[str, Any]:
+        """Dispatch one request; returns its reply."""
         cmd = msg.get("cmd")
         if cmd == "build":
             return self.build(msg)
@@ -182,6 +183,7 @@ class Worker:
 
 
 def main() -> int:
+    """Serve requests from stdin until ``exit`` (see the module docstring)."""
     proto = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # what libraries print goes to stderr
     worker = Worker()
