@@ -127,6 +127,23 @@ def test_torch_peer_runs_apart_with_its_threads_and_is_counted(tmp_path):
     assert all(t["met"] is None for t in result["targets"])
 
 
+def test_unset_env_reaches_the_workers_and_the_report(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    rc = _quick(tmp_path, "--backend", "numpy", "--impls", "gemm", "--threads", "1",
+                "--growth-steps", "0", "--no-opcount", "--no-plot", "--name", "env",
+                "--unset-env", "OPENBLAS_CORETYPE")
+    assert rc == 0
+    result = json.loads((tmp_path / "env.json").read_text())
+    (row,) = result["configs"]["C1"]["results"]
+    assert row["threads_seen"]["env"]["OPENBLAS_CORETYPE"] is None
+    assert result["environment"]["env"]["OPENBLAS_CORETYPE"] == "Haswell"  # the driver's
+    md = (tmp_path / "env.md").read_text()
+    assert "Removed from the workers' environment: OPENBLAS_CORETYPE." in md
+    kept = report._blas_env_note({"env": {"OPENBLAS_CORETYPE": "Haswell"}}, {})
+    assert "OPENBLAS_CORETYPE=Haswell" in kept[0] and "--unset-env" in kept[0]
+    assert report._blas_env_note({"env": {}}, {}) == []
+
+
 def test_a_failing_implementation_is_reported_not_fatal():
     cfg = impls.CONFIGS["C1"]
     rows, facts = harness.run_config(

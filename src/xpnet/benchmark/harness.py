@@ -240,16 +240,20 @@ def settle(peers: list[WorkerProcess], window: float = 0.015, quiet: float = 0.0
 def run_config(cfg: Config, specs: list[Spec], threads: list[int], *, repeats: int, warmup: int,
                sample_s: float, budget_s: float | None, log: Callable[[str], None],
                memory_steps: int = 1, growth_steps: int = 0, growth_budget_s: float | None = None,
-               opcount: bool = True, steps_per_sample: int | None = None
+               opcount: bool = True, steps_per_sample: int | None = None,
+               env: dict[str, str] | None = None
                ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Time every ``spec`` at every thread count in ``threads``, each in its own worker.
+
+    ``env`` is the workers' base environment (default: this process's); each worker's thread
+    setting is put on top of it.
 
     Returns the result rows (one per spec, the thread settings inside) and facts about the run.
     """
     runs = [Run(s, n) for s in specs for n in threads]
     started = time.perf_counter()
     try:
-        _start(cfg, runs, log)
+        _start(cfg, runs, log, env)
         _warm(runs, warmup, sample_s, steps_per_sample, log)
         rounds = _rounds(runs, repeats, budget_s, log)
         for r in runs:
@@ -299,11 +303,12 @@ def _guard(run: Run, fn: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
     return reply
 
 
-def _start(cfg: Config, runs: list[Run], log: Callable[[str], None]) -> None:
+def _start(cfg: Config, runs: list[Run], log: Callable[[str], None],
+           env: dict[str, str] | None = None) -> None:
     """Start every worker and build its implementation (workers import in parallel)."""
     for r in runs:
         try:
-            r.worker = WorkerProcess(r.spec, r.threads)
+            r.worker = WorkerProcess(r.spec, r.threads, env)
         except OSError as exc:
             r.fail("error", f"could not start a worker: {exc}")
     for r in runs:

@@ -261,6 +261,7 @@ def markdown(result: dict[str, Any]) -> str:
         lines += [f"Load average (1/5/15 min) at start {la0}, at end {la1}, on "
                   f"{env.get('cpu_count')} cores: {_load_verdict(la0, la1, env.get('cpu_count'))}",
                   ""]
+    lines += _blas_env_note(env, s)
     if result.get("quick"):
         lines += ["**`--quick`: a smoke test with a few samples, not a measurement.**", ""]
     lines += _summary_table(result)
@@ -309,6 +310,23 @@ def markdown(result: dict[str, Any]) -> str:
         lines += [f"- {u['backend']}: {u['reason']}" for u in result["unavailable"]]
         lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def _blas_env_note(env: dict[str, Any], settings: dict[str, Any]) -> list[str]:
+    """A note when the environment forces OpenBLAS's kernels (the workers inherit it)."""
+    forced = {k: v for k, v in (env.get("env") or {}).items()
+              if k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    unset = set(settings.get("unset_env") or [])
+    kept = {k: v for k, v in forced.items() if k not in unset}
+    if unset:
+        return [f"Removed from the workers' environment: {', '.join(sorted(unset))}.", ""]
+    if not kept:
+        return []
+    return [f"**The environment sets {', '.join(f'{k}={v}' for k, v in kept.items())}, and the "
+            "workers inherit it: NumPy's OpenBLAS (xpnet on NumPy, the NumPy GEMM bound, the "
+            "book) runs the kernels named there instead of the ones it would detect, while torch "
+            "and XLA detect the CPU themselves. `--unset-env OPENBLAS_CORETYPE,OPENBLAS_L2_SIZE` "
+            "measures without it.**", ""]
 
 
 def _target_section(result: dict[str, Any]) -> list[str]:

@@ -76,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--growth-steps", type=int, default=None,
                    help="C1 steps of the memory-growth check of each xpnet row (default 2000; "
                    "0 skips it)")
+    p.add_argument("--unset-env", default=None, metavar="VAR[,VAR]",
+                   help="environment variables to remove from the workers' environment, e.g. "
+                   "OPENBLAS_CORETYPE,OPENBLAS_L2_SIZE (a forced OpenBLAS core type can slow "
+                   "NumPy's BLAS; the report says when one is set)")
     p.add_argument("--quick", action="store_true",
                    help="tiny repeats and warm-up: a smoke test, not a measurement")
     p.add_argument("--no-reference", action="store_true",
@@ -156,8 +160,10 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError("--threads takes a comma list of positive integers")
     if args.peak_tflops is not None and args.peak_tflops <= 0:
         raise UsageError("--peak-tflops must be positive")
+    unset = _split(args.unset_env)
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     return {"dtypes": dtypes, "configs": configs, "impls": impls,
-            "threads": list(dict.fromkeys(threads))}
+            "threads": list(dict.fromkeys(threads)), "unset_env": unset, "env": env}
 
 
 def _probe(args, explicit: list[str], log) -> dict[str, Any]:
@@ -204,7 +210,8 @@ def run(args: argparse.Namespace, log, argv: list[str]) -> dict[str, Any]:
         "settings": {
             "backends": backends, "device": args.device, "peer_device": peer_device,
             "dtypes": opt["dtypes"], "configs": opt["configs"], "impls": opt["impls"],
-            "threads": opt["threads"], "quick": bool(args.quick), "repeats": args.repeats,
+            "threads": opt["threads"], "unset_env": opt["unset_env"],
+            "quick": bool(args.quick), "repeats": args.repeats,
             "warmup": args.warmup, "budget_s": args.budget, "gpu": bool(args.gpu),
         },
         "environment": H.environment(),
@@ -251,7 +258,7 @@ def run(args: argparse.Namespace, log, argv: list[str]) -> dict[str, Any]:
             cfg, specs, opt["threads"], repeats=repeats, warmup=warmup,
             sample_s=d["sample_s"][quick], budget_s=budget, log=log,
             memory_steps=1, growth_steps=growth_steps if cname == "C1" else 0,
-            growth_budget_s=budget, opcount=not args.no_opcount,
+            growth_budget_s=budget, opcount=not args.no_opcount, env=opt["env"],
         )
         entry.update(status="ok", repeats=repeats, warmup=warmup, budget_s=budget,
                      results=rows, **facts)

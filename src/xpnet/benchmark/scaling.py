@@ -75,12 +75,14 @@ def run(args: argparse.Namespace, log, argv: list[str]) -> dict[str, Any]:
     threads = [int(t) for t in args.threads.split(",")] if args.threads else sorted(
         {1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1})
     grid = points(widths, batches)
+    unset = [v for v in (args.unset_env or "").split(",") if v]
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     result: dict[str, Any] = {
         "schema": "xpnet-scaling/1",
         "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "python bench/scaling.py " + shlex.join(argv),
         "network": "784-[width]x3-10, batch norm + dropout 0.2, Adam, float32",
-        "threads": threads, "impls": args.impls.split(","),
+        "threads": threads, "impls": args.impls.split(","), "unset_env": unset,
         "environment": H.environment(), "points": [],
     }
     t0 = time.perf_counter()
@@ -90,7 +92,7 @@ def run(args: argparse.Namespace, log, argv: list[str]) -> dict[str, Any]:
         rows, facts = H.run_config(
             cfg, specs(result["impls"]), threads, repeats=args.repeats, warmup=args.warmup,
             sample_s=args.sample_s, budget_s=args.budget, log=log if args.verbose else _quiet,
-            memory_steps=-1, growth_steps=0, opcount=False,
+            memory_steps=-1, growth_steps=0, opcount=False, env=env,
         )
         gemm = next((r for r in rows if r["impl"] == "gemm" and r["status"] == "ok"), None)
         entry = dict(p, gflop_per_step=cfg.gemm_flops() / 1e9, rounds=facts["rounds"],
@@ -197,6 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds of steps per sample for small steps (default 0.05)")
     p.add_argument("--budget", type=float, default=30.0,
                    help="seconds of rounds per point (default 30)")
+    p.add_argument("--unset-env", default=None, metavar="VAR[,VAR]",
+                   help="environment variables to remove from the workers' environment "
+                   "(e.g. OPENBLAS_CORETYPE)")
     p.add_argument("--out", default="bench-results", help="output directory")
     p.add_argument("--name", default="scaling", help="file stem (default: scaling)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every worker")

@@ -87,7 +87,8 @@ def threads_seen() -> dict[str, Any]:
     libraries (``threadpoolctl`` when installed), torch's and xpnet's own counts, and which of
     the array libraries are loaded at all."""
     seen: dict[str, Any] = {
-        "env": {k: os.environ.get(k) for k in (*THREAD_VARS, "XLA_FLAGS")},
+        "env": {k: os.environ.get(k) for k in (*THREAD_VARS, "XLA_FLAGS", "OPENBLAS_CORETYPE",
+                                               "OPENBLAS_L2_SIZE")},
         "loaded": sorted(m for m in ("numpy", "torch", "jax", "cupy", "array_api_strict")
                          if m in sys.modules),
         "os_threads": _task_count(),
