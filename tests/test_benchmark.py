@@ -84,6 +84,7 @@ def test_each_worker_saw_its_thread_setting(numpy_run):
                         "XPNET_NUM_THREADS"):
                 assert seen["env"][var] == t, (row["key"], var, seen["env"])
             assert seen["xpnet"] == int(t)
+            assert seen["cpus_allowed"] == min(int(t), len(os.sched_getaffinity(0)))
             blas = threads.blas_threads(seen)
             if blas is not None:  # OpenBLAS (threadpoolctl or its own getter) answered
                 assert blas == int(t), (row["key"], seen["threadpools"])

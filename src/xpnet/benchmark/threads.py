@@ -6,9 +6,10 @@ it starts (:func:`thread_env`); the worker applies what can only be set by a cal
 (``torch.set_num_threads``) and reports what it saw (:func:`threads_seen`), which the tests and
 the report check.
 
-One rule beyond the count: a worker timing a library other than NumPy (torch, JAX, CuPy) gets
+Two rules beyond the count: a worker timing a library other than NumPy (torch, JAX, CuPy) gets
 ``OPENBLAS_NUM_THREADS=1``, so that NumPy's OpenBLAS, imported by every worker, starts no pool
-of its own there.
+of its own there; and a worker given fewer threads than there are CPUs is pinned to that many
+CPUs (:func:`apply_in_worker`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "XPNET_NUM_THREADS")
 
 #: XLA's CPU client on one thread (JAX has no thread-count variable: its pool is one thread
-#: or every CPU the process may use, which :func:`apply_in_worker` narrows for other counts)
+#: or every CPU the process may use, which :func:`apply_in_worker` narrows)
 XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
 
@@ -47,17 +48,23 @@ def thread_env(n: int, library: str, base: dict[str, str] | None = None) -> dict
 
 
 def apply_in_worker(n: int, library: str) -> None:
-    """What the environment cannot set, before the library is imported: torch's intra-op
-    threads (a call), and for JAX between one thread and all of them, the CPUs the process may
-    use (XLA sizes its pool by them)."""
+    """What the environment cannot set, before the timed library is imported.
+
+    * A worker given fewer threads than the CPUs it may use is pinned to ``n`` of them
+      (``sched_setaffinity``): a thread count alone does not hold every library to ``n``
+      cores -- a "one-thread" JAX worker runs its Python dispatch and XLA's work on separate
+      threads (three busy threads were measured), and XLA sizes its pool by the CPUs it may
+      use.
+    * torch's intra-op threads are set by a call (``torch.set_num_threads``).
+    """
+    if hasattr(os, "sched_setaffinity"):
+        cpus = sorted(os.sched_getaffinity(0))
+        if n < len(cpus):
+            os.sched_setaffinity(0, cpus[:n])
     if library == "torch":
         import torch
 
         torch.set_num_threads(n)
-    elif library == "jax" and n > 1 and hasattr(os, "sched_setaffinity"):
-        cpus = sorted(os.sched_getaffinity(0))
-        if n < len(cpus):
-            os.sched_setaffinity(0, cpus[:n])
 
 
 def _openblas_get_num_threads() -> int | None:
