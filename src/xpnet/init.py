@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["INIT_NAMES", "draw_network_params", "draw_weights", "init_std"]
+__all__ = ["INIT_NAMES", "draw_conv_net_params", "draw_network_params", "draw_weights",
+           "init_std"]
 
 #: Names accepted for ``weight_init_std`` besides a positive float.
 INIT_NAMES = ("relu", "he", "sigmoid", "xavier")
@@ -133,3 +134,40 @@ def draw_network_params(sizes: list[int], weight_init_std: Any, seed: Any = None
     flat = np.concatenate([a.reshape(-1) for a in arrays.values()])
     dropout_seed = None if seed is None else int(rng.integers(2**31))
     return flat, {k: a.shape for k, a in arrays.items()}, dropout_seed
+
+
+def draw_conv_net_params(weight_shapes: list[tuple[int, ...]], fan_ins: list[int],
+                         weight_init_std: Any, seed: Any = None, *, norm_channels: int = 0,
+                         float64: bool = False) -> tuple[np.ndarray, dict[str, tuple[int, ...]]]:
+    """Host parameters of a convolutional network, packed into one flat array.
+
+    ``W1, b1, W2, b2, ...`` for the weights of ``weight_shapes`` (the first axis of a
+    convolution's ``(FN, C, FH, FW)`` and the last of an affine ``(D, M)`` give the bias width),
+    each ``init_std(weight_init_std, fan_in) * standard_normal(shape)`` from one
+    ``numpy.random.default_rng(seed)`` stream in that order, biases zero; then ``gamma1`` (ones)
+    and ``beta1`` (zeros) of ``norm_channels`` entries when it is positive.  The book's
+    ``SimpleConvNet`` draws the same way from the legacy global generator.
+
+    Returns ``(flat, shapes)`` as :func:`draw_network_params`.
+
+    Examples
+    --------
+    >>> flat, shapes = draw_conv_net_params([(2, 1, 3, 3), (8, 4)], [9, 8], 0.01, seed=0)
+    >>> shapes
+    {'W1': (2, 1, 3, 3), 'b1': (2,), 'W2': (8, 4), 'b2': (4,)}
+    >>> flat.dtype.name, flat.size
+    ('float32', 56)
+    """
+    dtype = np.float64 if float64 else np.float32
+    rng = np.random.default_rng(seed)
+    arrays: dict[str, np.ndarray] = {}
+    for i, (shape, fan_in) in enumerate(zip(weight_shapes, fan_ins, strict=True), 1):
+        std = init_std(weight_init_std, fan_in)
+        arrays[f"W{i}"] = (std * rng.standard_normal(shape)).astype(dtype)
+        width = shape[0] if len(shape) == 4 else shape[-1]
+        arrays[f"b{i}"] = np.zeros(width, dtype)
+    if norm_channels > 0:
+        arrays["gamma1"] = np.ones(norm_channels, dtype)
+        arrays["beta1"] = np.zeros(norm_channels, dtype)
+    flat = np.concatenate([a.reshape(-1) for a in arrays.values()])
+    return flat, {k: a.shape for k, a in arrays.items()}

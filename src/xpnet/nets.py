@@ -42,7 +42,7 @@ from xpnet.layers import (
     Tanh,
 )
 from xpnet.network import Network
-from xpnet.params import Layout, flat_views
+from xpnet.params import allocate
 from xpnet.validation import as_float, as_int, check_features, check_labels, host_array
 
 __all__ = ["ACTIVATIONS", "ACTIVATION_PARAMS", "NORMALIZATIONS", "MultiLayerNet",
@@ -366,15 +366,7 @@ class MultiLayerNetExtend(Network):
                   ) -> tuple[dict[str, Any], Any]:
         """Parameters on the device as views of one flat buffer, and a gradient buffer of the
         same layout (see :mod:`xpnet.params`); separate arrays where views don't alias."""
-        be, xp = self.backend, self.xp
-        layout = Layout(shapes)
-        flat = be.asarray(flat_host, dtype=self.dtype)
-        params = flat_views(xp, flat, layout)
-        if params is None:
-            views = layout.views(xp, flat)
-            return {k: xp.asarray(v, copy=True) for k, v in views.items()}, None
-        grads = flat_views(xp, xp.zeros_like(params.flat), layout)
-        return params, grads
+        return allocate(self.backend, flat_host, shapes, self.dtype)
 
     # -- inputs -----------------------------------------------------------------------------
 

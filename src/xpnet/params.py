@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["Layout", "ParamDict", "flat_views", "non_finite_names"]
+__all__ = ["Layout", "ParamDict", "allocate", "flat_views", "non_finite_names"]
 
 
 class Layout:
@@ -136,3 +136,24 @@ def non_finite_names(xp: Any, arrays: dict[str, Any], *, flat: Any = None,
         return []
     named.update(arrays)
     return [k for k, a in named.items() if not bool(xp.all(xp.isfinite(a)))]
+
+
+def allocate(backend: Any, flat_host: Any, shapes: dict[str, tuple[int, ...]], dtype: Any
+             ) -> tuple[dict[str, Any], ParamDict | None]:
+    """A network's parameters on ``backend``'s device and its gradient buffer.
+
+    ``flat_host`` (host values of every parameter, packed in the order of ``shapes``) is copied
+    to the device once, in ``dtype``.  Returns ``(params, grads)``: two :class:`ParamDict` of
+    the same :class:`Layout`, the gradients zero -- or, where views of a slice do not alias
+    the buffer (:func:`flat_views` says so), separate parameter arrays and ``grads=None``, and
+    the network keeps the layers' own gradient arrays.
+    """
+    xp = backend.xp
+    layout = Layout(shapes)
+    flat = backend.asarray(flat_host, dtype=dtype)
+    params = flat_views(xp, flat, layout)
+    if params is None:
+        views = layout.views(xp, flat)
+        return {k: xp.asarray(v, copy=True) for k, v in views.items()}, None
+    grads = flat_views(xp, xp.zeros_like(params.flat), layout)
+    return params, grads
