@@ -956,3 +956,58 @@ def multi_layer_net_extend_gradient(params, x, t, n_hidden, *, activation="relu"
     for i in range(1, last + 1):
         grads[f"W{i}"] = grads[f"W{i}"] + lam * f64(params[f"W{i}"])
     return loss, grads
+
+
+# ------------------------------------------------------------------------------------------
+# a convolutional network: BOOK ch07/simple_convnet.py, composed from the layers above
+# ------------------------------------------------------------------------------------------
+
+
+def simple_convnet_gradient(params, x, t, *, stride=1, pad=0, normalization=None,
+                            num_groups=None, running=None, train_flg=True):
+    """BOOK ch07/simple_convnet.py ``gradient``: ``Convolution -> [normalization] -> Relu ->
+    Pooling(2, 2, stride=2) -> Affine -> Relu -> Affine -> SoftmaxWithLoss``, forward then the
+    layers' backward passes in reverse (the book's network has no normalization; the lecture-7
+    ones go between the convolution and its ReLU: ``'batch'`` spatial batch norm with the book's
+    conventions, ``'group'`` with ``num_groups``, ``'instance'``, ``'layer'`` = group norm with
+    one group).
+
+    ``running`` = ``(running_mean, running_var)`` of spatial batch norm for ``train_flg=False``.
+    Returns ``(loss, grads, scores)`` with the keys of ``params``; with ``train_flg=False`` only
+    the loss and scores are meaningful (``grads`` is None).
+    """
+    p = {k: f64(v) for k, v in params.items()}
+    h = convolution_forward(x, p["W1"], p["b1"], stride, pad)
+    conv_in, norm_cache = f64(x), None
+    if normalization == "batch":
+        rm, rv = (None, None) if running is None else running
+        h, _, _, norm_cache = spatial_batchnorm_forward(h, p["gamma1"], p["beta1"], rm, rv,
+                                                        train_flg=train_flg)
+    elif normalization is not None:
+        groups = {"group": num_groups, "layer": 1, "instance": h.shape[1]}[normalization]
+        h, norm_cache = groupnorm_forward(h, p["gamma1"], p["beta1"], groups)
+    z1 = h
+    h = relu_forward(z1)
+    pool_in = h
+    h, _ = max_pool_forward(pool_in, 2, 2, 2, 0)
+    a1 = h
+    z2 = affine_forward(a1, p["W2"], p["b2"])
+    a2 = relu_forward(z2)
+    scores = affine_forward(a2, p["W3"], p["b3"])
+    loss, y = softmax_with_loss_forward(scores, t)
+    if not train_flg:
+        return loss, None, scores
+
+    g = {}
+    dout = softmax_with_loss_backward(y, t)
+    dout, g["W3"], g["b3"] = affine_backward(a2, p["W3"], dout)
+    dout = relu_backward(z2, dout)
+    dout, g["W2"], g["b2"] = affine_backward(a1, p["W2"], dout)
+    dout = max_pool_backward(pool_in, 2, 2, 2, 0, dout)
+    dout = relu_backward(z1, dout)
+    if normalization == "batch":
+        dout, g["gamma1"], g["beta1"] = spatial_batchnorm_backward(norm_cache, dout)
+    elif normalization is not None:
+        dout, g["gamma1"], g["beta1"] = groupnorm_backward(norm_cache, dout)
+    _, g["W1"], g["b1"] = convolution_backward(conv_in, p["W1"], dout, stride, pad)
+    return loss, g, scores

@@ -10,7 +10,8 @@ MODULES = ["xpnet.backend", "xpnet.backend._base", "xpnet.functions", "xpnet.ini
            "xpnet.plotting", "xpnet.trainer", "xpnet.datasets.mnist", "xpnet.preprocessing",
            "xpnet.gradcheck", "xpnet.ensemble", "xpnet.layers.activations", "xpnet.layers.conv",
            "xpnet.layers.normalization", "xpnet.checkpoint", "xpnet.network", "xpnet.errors",
-           "xpnet.layers.dropout"]
+           "xpnet.layers.dropout",
+           "xpnet.convnet"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -1,4 +1,4 @@
-"""xpnet: *Deep Learning from Scratch* chapter 6 on any Array API backend.
+"""xpnet: *Deep Learning from Scratch* chapters 6 and 7 on any Array API backend.
 
 The book's layers, optimizers, networks and trainer, written once against the Python Array API
 standard so the same code runs on NumPy (CPU), CuPy (NVIDIA GPU), PyTorch tensors and the strict
@@ -21,6 +21,7 @@ from xpnet.backend import (
     set_num_threads,
 )
 from xpnet.checkpoint import load
+from xpnet.convnet import SimpleConvNet
 from xpnet.ensemble import Ensemble, tta_predict
 from xpnet.errors import (
     CheckpointError,
@@ -62,6 +63,7 @@ __all__ = [
     "NonFiniteError",
     "Optimizer",
     "RMSprop",
+    "SimpleConvNet",
     "Trainer",
     "TrainingDivergedError",
     "TrainingInterrupted",
