@@ -578,3 +578,256 @@ def test_bernoulli_mask_distribution_and_shapes(backend, keep, shape):
             assert host.all()
         if host.size > 10_000:  # binomial standard error < 0.005
             assert abs(host.mean() - keep) < 0.02
+
+
+# ------------------------------------------------------------------------------------------
+# convolution and pooling fast paths (issue 11): each slot against the portable code, on the
+# backends that have it (elsewhere both sides would be the portable code)
+# ------------------------------------------------------------------------------------------
+
+CONV_SLOTS = ("conv2d", "conv2d_backward", "im2col", "col2im", "max_pool2d",
+              "max_pool2d_backward")
+
+
+def _conv_cases():
+    from test_conv import CONV_CASES, CONV_IDS
+
+    return list(zip(CONV_CASES, CONV_IDS, strict=True))
+
+
+def _pool_cases():
+    from test_conv import POOL_CASES, POOL_IDS
+
+    # (and pad 2 on a 3x3 window: more than torch's pad <= pool / 2, which its kernel declines)
+    return [*zip(POOL_CASES, POOL_IDS, strict=True), ((2, 2, 7, 7, 3, 3, 2, 2), "3x3-s2p2")]
+
+
+def _portable(monkeypatch, backend):
+    """Empty every convolution/pooling slot of ``backend``'s kernels (until the test ends)."""
+    kernels = backend.kernels
+    for slot in CONV_SLOTS:
+        monkeypatch.setattr(kernels, slot, None)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize(
+    "backend, case", kernel_specs(_conv_cases(), lambda c: ("conv2d",), lambda c: c[1]),
+    indirect=["backend"],
+)
+def test_conv2d_kernel_equals_portable_layer(backend, case, dtype, monkeypatch):
+    """``Convolution`` on the backend's own convolution against the portable im2col layer:
+    output, dx, dW, db (written into preallocated outputs), and dx skipped on request."""
+    from test_conv import _conv_data
+    from xpnet.layers import Convolution
+
+    rng = np.random.default_rng(7)
+    (n, c, h, w, fn, fh, fw, s, p), _ = case
+    x, W, b, dout = _conv_data(rng, case[0], dtype)
+    res = []
+    for fast in (True, False):
+        if not fast:
+            _portable(monkeypatch, backend)
+        layer = Convolution(backend.asarray(W), backend.asarray(b), stride=s, pad=p)
+        layer.dW_out = backend.asarray(np.full(W.shape, np.nan, dtype))
+        layer.db_out = backend.asarray(np.full(b.shape, np.nan, dtype))
+        out = layer.forward(backend.asarray(x))
+        assert (layer.col is None) is fast  # the kernel path never builds the columns
+        dx = layer.backward(backend.asarray(dout))
+        assert layer.dW is layer.dW_out and layer.db is layer.db_out
+        for a in (out, dx, layer.dW, layer.db):
+            assert_on_backend(backend, a, dtype=dtype)
+        res.append([backend.to_numpy(a).copy() for a in (out, dx, layer.dW, layer.db)])
+        layer.need_dx = False
+        layer.forward(backend.asarray(x))
+        assert layer.backward(backend.asarray(dout)) is None
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == "float64" else dict(rtol=1e-4, atol=1e-5)
+    for name, got, want in zip(("out", "dx", "dW", "db"), *res, strict=True):
+        np.testing.assert_allclose(got, want, **tol, err_msg=name)
+
+
+@pytest.mark.parametrize(
+    "backend, case", kernel_specs(_conv_cases(), lambda c: ("im2col", "col2im"),
+                                  lambda c: c[1]),
+    indirect=["backend"],
+)
+def test_im2col_col2im_kernels_equal_portable(backend, case):
+    """Pure data movement: the same numbers exactly (col2im sums in the portable order)."""
+    from xpnet.functions import col2im, im2col
+
+    k = backend.kernels
+    (n, c, h, w, fn, fh, fw, s, p), _ = case
+    rng = np.random.default_rng(8)
+    x = backend.asarray(rng.standard_normal((n, c, h, w)))
+    want = im2col(x, fh, fw, s, p)
+    if k.im2col is not None:
+        got = k.im2col(x, fh, fw, s, p)
+        assert_on_backend(backend, got, dtype="float64", shape=tuple(want.shape))
+        np.testing.assert_array_equal(backend.to_numpy(got), backend.to_numpy(want))
+    if k.col2im is not None:
+        col = backend.asarray(rng.standard_normal(tuple(want.shape)))
+        got = k.col2im(col, (n, c, h, w), fh, fw, s, p)
+        assert_on_backend(backend, got, dtype="float64", shape=(n, c, h, w))
+        np.testing.assert_allclose(backend.to_numpy(got),
+                                   backend.to_numpy(col2im(col, (n, c, h, w), fh, fw, s, p)),
+                                   rtol=1e-15, atol=1e-15)
+
+
+@pytest.mark.parametrize("ties", [False, True], ids=["distinct", "ties"])
+@pytest.mark.parametrize(
+    "backend, case", kernel_specs(_pool_cases(), lambda c: ("max_pool2d",), lambda c: c[1]),
+    indirect=["backend"],
+)
+def test_max_pool2d_kernel_equals_portable_layer(backend, case, ties, monkeypatch):
+    """``Pooling`` on the backend's pooling kernel against the portable layer: output, dx
+    (ties go to the first maximum on both) and ``arg_max`` (computed on demand after the
+    kernel)."""
+    from xpnet.layers import Pooling
+
+    (n, c, h, w, ph, pw, s, p), _ = case
+    rng = np.random.default_rng(9)
+    x = rng.integers(0, 3, (n, c, h, w)).astype(np.float64) if ties else (
+        rng.standard_normal((n, c, h, w)))
+    res = []
+    for fast in (True, False):
+        if not fast:
+            _portable(monkeypatch, backend)
+        layer = Pooling(ph, pw, stride=s, pad=p)
+        out = layer.forward(backend.asarray(x))
+        dout = np.random.default_rng(10).standard_normal(tuple(out.shape))
+        # (torch declines pad > pool / 2: the portable code runs there)
+        assert (layer._state is not None) is (fast and 2 * p <= min(ph, pw))
+        dx = layer.backward(backend.asarray(dout))
+        res.append([backend.to_numpy(a).copy() for a in (out, dx, layer.arg_max)])
+    for name, got, want in zip(("out", "dx", "arg_max"), *res, strict=True):
+        # (overlapping windows add their gradients in another order: dx to rounding)
+        np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-15, err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize(
+    "backend, normalization",
+    kernel_specs([None, "batch"], lambda n: CONV_SLOTS, lambda n: n or "none"),
+    indirect=["backend"],
+)
+def test_simple_convnet_with_and_without_kernels_agree(backend, normalization, dtype,
+                                                       monkeypatch):
+    """A few SGD steps of the book's network, fast paths against the portable path.  (Not
+    Adam: the bias before batch norm has a zero gradient up to rounding, which Adam would turn
+    into full-size steps in different directions.)"""
+    rng = np.random.default_rng(11)
+    x, t = rng.random((6, 1, 12, 12)).astype(dtype), rng.integers(0, 10, 6)
+    res = []
+    for fast in (True, False):
+        if not fast:
+            _portable(monkeypatch, backend)
+        net = xpnet.SimpleConvNet(input_dim=(1, 12, 12), conv_param={"filter_num": 5,
+                                  "filter_size": 3, "pad": 1}, hidden_size=8, seed=0,
+                                  weight_init_std="he", backend=backend, dtype=dtype,
+                                  normalization=normalization)
+        opt = xpnet.SGD(lr=0.05)
+        for _ in range(3):
+            grads = net.gradient(x, t)
+            res_grads = {k: backend.to_numpy(g).copy() for k, g in grads.items()}
+            opt.update(net.params, grads)
+        res.append((res_grads, backend.to_numpy(net.predict(x))))
+    tol = dict(rtol=1e-10, atol=1e-12) if dtype == "float64" else dict(rtol=2e-4, atol=2e-5)
+    for k in res[0][0]:
+        np.testing.assert_allclose(res[0][0][k], res[1][0][k], **tol, err_msg=k)
+    np.testing.assert_allclose(res[0][1], res[1][1], **tol, err_msg="scores")
+
+
+def test_kernel_slots_are_declared_and_paired():
+    """Every convolution slot exists (None: the portable code) and the paired slots come in
+    pairs in every room."""
+    from xpnet.backend import BACKEND_NAMES
+
+    for slot in CONV_SLOTS:
+        assert getattr(Kernels(), slot) is None
+    for name in BACKEND_NAMES:
+        k = kernels_for(name)
+        for a, b in (("conv2d", "conv2d_backward"), ("max_pool2d", "max_pool2d_backward")):
+            assert (getattr(k, a) is None) == (getattr(k, b) is None), (name, a)
+    assert kernels_for("torch").conv2d is not None
+    assert kernels_for("cupy").im2col is not None and kernels_for("cupy").col2im is not None
+
+
+# -- CuPy's im2col/col2im without a GPU -----------------------------------------------------
+
+
+def _c_to_python(source: str) -> str:
+    """Translate the small C subset of the CuPy kernel bodies to Python, line by line:
+    ``for (ptrdiff_t v = a; v < b; v++) {``, ``if (cond) {``, ``}``, ``[ptrdiff_t] v = e;`` and
+    ``v += e;``, with ``&&`` -> ``and`` and ``/`` -> ``//`` (the sources divide non-negative
+    integers only, where C and Python agree).  Anything else raises, so a kernel edited
+    beyond this subset fails here rather than being skipped."""
+    import re
+
+    def expr(e: str) -> str:
+        return e.replace("&&", " and ").replace("/", "//")
+
+    out, depth = [], 0
+    for line in (s.strip() for s in source.strip().splitlines()):
+        pad = "    " * depth
+        if line == "}":
+            depth -= 1
+        elif m := re.fullmatch(r"for \(ptrdiff_t (\w+) = (.+); \1 < (.+); \1\+\+\) \{", line):
+            out.append(f"{pad}for {m[1]} in range({expr(m[2])}, {expr(m[3])}):")
+            depth += 1
+        elif m := re.fullmatch(r"if \((.+)\) \{", line):
+            out.append(f"{pad}if {expr(m[1])}:")
+            depth += 1
+        elif m := re.fullmatch(r"(?:ptrdiff_t )?(\w+) (\+?=) (.+);", line):
+            out.append(f"{pad}{m[1]} {m[2]} {expr(m[3])}")
+        else:
+            raise ValueError(f"not in the translatable C subset: {line!r}")
+    assert depth == 0
+    return "\n".join(out)
+
+
+class _FakeElementwiseKernel:
+    """``cupy.ElementwiseKernel`` run on the host: one Python execution of the translated body
+    per output element ``i``, ``raw`` inputs indexed flat, scalars by name."""
+
+    def __init__(self, in_params: str, out_params: str, operation: str, name: str):
+        self.names = [p.split()[-1] for p in f"{in_params}, {out_params}".split(",")]
+        self.raw = {p.split()[-1] for p in in_params.split(",") if p.split()[0] == "raw"}
+        self.out = out_params.split()[-1]
+        self.code = compile(_c_to_python(operation), name, "exec")
+
+    def __call__(self, *args):
+        env = dict(zip(self.names, args, strict=True))
+        for k in self.raw:
+            env[k] = np.ascontiguousarray(env[k]).reshape(-1)
+        out = env.pop(self.out)
+        flat = out.reshape(-1)  # a view: out is freshly allocated and contiguous
+        for i in range(flat.size):
+            env["i"] = i
+            exec(self.code, {}, env)
+            flat[i] = env[self.out]
+        return out
+
+
+@pytest.mark.parametrize("case", [c for c, _ in _conv_cases()], ids=[i for _, i in _conv_cases()])
+def test_cupy_im2col_col2im_kernels_on_the_host(case, monkeypatch):
+    """The CuPy room's ``im2col``/``col2im`` -- wrapper, argument order and kernel sources --
+    run without a GPU: ``cupy`` replaced by NumPy plus an interpreter of the kernel bodies,
+    against the portable functions.  (On a GPU machine the tests above compare the compiled
+    kernels.)"""
+    import sys
+    import types
+
+    from xpnet.backend._cupy import CupyKernels
+    from xpnet.functions import col2im, im2col
+
+    fake = types.SimpleNamespace(ElementwiseKernel=_FakeElementwiseKernel, empty=np.empty,
+                                 ascontiguousarray=np.ascontiguousarray)
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    n, c, h, w, _, fh, fw, s, p = case
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((n, c, h, w))
+    k = CupyKernels()
+    want = im2col(x, fh, fw, s, p)
+    np.testing.assert_array_equal(k.im2col(x, fh, fw, s, p), want)
+    col = rng.standard_normal(want.shape)
+    np.testing.assert_allclose(k.col2im(col, (n, c, h, w), fh, fw, s, p),
+                               col2im(col, (n, c, h, w), fh, fw, s, p), rtol=1e-15, atol=1e-15)

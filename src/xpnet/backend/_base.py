@@ -67,6 +67,32 @@ class Kernels:
     #: ``col_sum(x, out=None)``: ``sum(x, axis=0)`` of a 2-D array, into ``out`` when given
     col_sum = None
 
+    # -- convolution and pooling (chapter 7).  Two levels: a library with a convolution of its
+    # own replaces the whole layer (``conv2d`` + ``conv2d_backward``: no column matrix is ever
+    # built); one without replaces the data movement of the im2col formulation (``im2col``,
+    # ``col2im``), the part a fused kernel speeds up, and keeps the layer's GEMMs.
+    #: ``conv2d(x, W, b, stride, pad)``: the convolution layer's output ``(N, FN, OH, OW)`` of
+    #: ``x (N, C, H, W)``, ``W (FN, C, FH, FW)``, ``b (FN,)`` (cross-correlation, zero padding:
+    #: ``torch.nn.functional.conv2d``); set together with ``conv2d_backward``
+    conv2d = None
+    #: ``conv2d_backward(dout, x, W, stride, pad, need_dx)``: ``(dx, dW, db)`` of
+    #: :attr:`conv2d` for ``dout (N, FN, OH, OW)``; ``dx`` is None when ``need_dx`` is False
+    conv2d_backward = None
+    #: ``im2col(x, filter_h, filter_w, stride, pad)``: :func:`xpnet.functions.im2col`'s matrix
+    #: ``(N*OH*OW, C*FH*FW)`` in the book's layout, a fresh array
+    im2col = None
+    #: ``col2im(col, input_shape, filter_h, filter_w, stride, pad)``:
+    #: :func:`xpnet.functions.col2im` (overlaps summed, padding dropped), a fresh array
+    col2im = None
+    #: ``max_pool2d(x, pool_h, pool_w, stride, pad)``: ``(out, state)``, ``out`` as
+    #: :func:`xpnet.functions.max_pool2d` (``-inf`` padding, ties to the first maximum) and
+    #: ``state`` whatever :attr:`max_pool2d_backward` needs -- or None for a geometry it does not
+    #: handle, and the portable code runs; set together with :attr:`max_pool2d_backward`
+    max_pool2d = None
+    #: ``max_pool2d_backward(dout, state, input_shape, pool_h, pool_w, stride, pad)``: the
+    #: input gradient, each window's ``dout`` to its maximum (summed where windows overlap)
+    max_pool2d_backward = None
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
 

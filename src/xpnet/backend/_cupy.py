@@ -1,4 +1,5 @@
-"""CuPy's room: NVIDIA GPUs, and one fused ``ElementwiseKernel`` per optimizer update.
+"""CuPy's room: NVIDIA GPUs, one fused ``ElementwiseKernel`` per optimizer update, and the
+``im2col``/``col2im`` gathers of the convolution.
 
 Everything xpnet knows about CuPy lives here, including the one probe that decides whether a GPU
 is usable (``cupy.cuda.runtime.getDeviceCount()``).  CuPy is imported lazily.
@@ -19,14 +20,91 @@ import numpy as np
 
 from xpnet.backend._base import Backend, BackendUnavailableError, Generator, Kernels, register
 
+#: The body of the ``im2col`` kernel: one thread per element ``i`` of the column matrix in the
+#: book's layout ``(N, OH, OW, C, KH, KW)``, gathering its pixel (0 on the padding).  Every
+#: division and remainder is of non-negative integers, where C's and Python's agree: the tests
+#: run these sources, translated line by line to Python, on machines without a GPU.
+IM2COL_SOURCE = """
+ptrdiff_t kx = i % kw;
+ptrdiff_t ky = i / kw % kh;
+ptrdiff_t c = i / (kw * kh) % ch;
+ptrdiff_t ox = i / (kw * kh * ch) % out_w;
+ptrdiff_t oy = i / (kw * kh * ch * out_w) % out_h;
+ptrdiff_t n = i / (kw * kh * ch * out_w * out_h);
+ptrdiff_t y = oy * sy + ky - ph;
+ptrdiff_t x = ox * sx + kx - pw;
+col = 0;
+if (y >= 0 && y < h && x >= 0 && x < w) {
+    col = img[((n * ch + c) * h + y) * w + x];
+}
+"""
+
+#: The body of the ``col2im`` kernel: one thread per pixel ``i`` of the image ``(N, C, H, W)``,
+#: summing the column entries of every window that covers it in the order ``ky``, ``kx`` (the
+#: portable code's order: the same sums, no atomics).
+COL2IM_SOURCE = """
+ptrdiff_t x = i % w;
+ptrdiff_t y = i / w % h;
+ptrdiff_t c = i / (w * h) % ch;
+ptrdiff_t n = i / (w * h * ch);
+img = 0;
+for (ptrdiff_t ky = 0; ky < kh; ky++) {
+    ptrdiff_t ty = y + ph - ky;
+    if (ty >= 0 && ty % sy == 0 && ty / sy < out_h) {
+        for (ptrdiff_t kx = 0; kx < kw; kx++) {
+            ptrdiff_t tx = x + pw - kx;
+            if (tx >= 0 && tx % sx == 0 && tx / sx < out_w) {
+                ptrdiff_t row = (n * out_h + ty / sy) * out_w + tx / sx;
+                img += col[((row * ch + c) * kh + ky) * kw + kx];
+            }
+        }
+    }
+}
+"""
+
+_GEOMETRY = ("int32 h, int32 w, int32 ch, int32 out_h, int32 out_w, int32 kh, int32 kw, "
+             "int32 sy, int32 sx, int32 ph, int32 pw")
+
 
 class CupyKernels(Kernels):
-    """One fused CUDA ``ElementwiseKernel`` per optimizer update (compiled on first use)."""
+    """One fused CUDA ``ElementwiseKernel`` per optimizer update, and ``im2col``/``col2im`` as
+    one gather kernel each (DeZero's approach, after Chainer's; compiled on first use).  CuPy
+    14 has no cuDNN binding, so the convolution stays the layer's GEMMs on these columns."""
 
     name = "cupy"
 
     def __init__(self) -> None:
         self._adam = None
+        self._im2col = None
+        self._col2im = None
+
+    def im2col(self, x, filter_h, filter_w, stride, pad):  # noqa: ANN001, ANN201
+        import cupy
+
+        n, c, h, w = x.shape
+        out_h = (h + 2 * pad - filter_h) // stride + 1
+        out_w = (w + 2 * pad - filter_w) // stride + 1
+        if self._im2col is None:
+            self._im2col = cupy.ElementwiseKernel(
+                "raw T img, " + _GEOMETRY, "T col", IM2COL_SOURCE, "xpnet_im2col")
+        col = cupy.empty((n * out_h * out_w, c * filter_h * filter_w), dtype=x.dtype)
+        self._im2col(cupy.ascontiguousarray(x), h, w, c, out_h, out_w, filter_h, filter_w,
+                     stride, stride, pad, pad, col)
+        return col
+
+    def col2im(self, col, input_shape, filter_h, filter_w, stride, pad):  # noqa: ANN001, ANN201
+        import cupy
+
+        n, c, h, w = input_shape
+        out_h = (h + 2 * pad - filter_h) // stride + 1
+        out_w = (w + 2 * pad - filter_w) // stride + 1
+        if self._col2im is None:
+            self._col2im = cupy.ElementwiseKernel(
+                "raw T col, " + _GEOMETRY, "T img", COL2IM_SOURCE, "xpnet_col2im")
+        img = cupy.empty((n, c, h, w), dtype=col.dtype)
+        self._col2im(cupy.ascontiguousarray(col), h, w, c, out_h, out_w, filter_h, filter_w,
+                     stride, stride, pad, pad, img)
+        return img
 
     @staticmethod
     def relu_(x):  # noqa: ANN001, ANN205

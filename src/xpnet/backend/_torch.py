@@ -26,7 +26,9 @@ from xpnet.backend._base import (
 
 
 class TorchKernels(Kernels):
-    """torch's fused in-place tensor methods (``addcmul_``, ``addcdiv_``, ``out=``)."""
+    """torch's fused in-place tensor methods (``addcmul_``, ``addcdiv_``, ``out=``) and its own
+    convolution and max pooling (aten's ``convolution``/``convolution_backward`` and
+    ``max_pool2d_with_indices``/its backward: what ``torch.nn.Conv2d``/``MaxPool2d`` run)."""
 
     name = "torch"
 
@@ -53,6 +55,43 @@ class TorchKernels(Kernels):
         import torch
 
         return torch.sum(x, 0, out=out)
+
+    @staticmethod
+    def conv2d(x, W, b, stride, pad):  # noqa: ANN001, ANN205
+        import torch
+
+        # aten's convolution (oneDNN on the CPU, cuDNN on CUDA): no column matrix
+        return torch.nn.functional.conv2d(x, W, b, stride=stride, padding=pad)
+
+    @staticmethod
+    def conv2d_backward(dout, x, W, stride, pad, need_dx):  # noqa: ANN001, ANN205
+        import torch
+
+        # the backward autograd itself calls for conv2d: dx, dW and db in one call
+        return torch.ops.aten.convolution_backward(
+            dout, x, W, [W.shape[0]], [stride, stride], [pad, pad], [1, 1], False, [0, 0], 1,
+            [bool(need_dx), True, True])
+
+    @staticmethod
+    def max_pool2d(x, pool_h, pool_w, stride, pad):  # noqa: ANN001, ANN205
+        import torch
+
+        if 2 * pad > min(pool_h, pool_w):
+            return None  # torch allows pad <= pool / 2 only: the portable code does the rest
+        # state: the input (for its shape) and torch's indices, the flat position of each
+        # window's maximum in its input plane (the first maximum on ties on the CPU)
+        out, idx = torch.nn.functional.max_pool2d(x, (pool_h, pool_w), stride, pad,
+                                                  return_indices=True)
+        return out, (x, idx)
+
+    @staticmethod
+    def max_pool2d_backward(dout, state, input_shape, pool_h, pool_w,  # noqa: ANN001, ANN205
+                            stride, pad):  # noqa: ANN001
+        import torch
+
+        x, idx = state
+        return torch.ops.aten.max_pool2d_with_indices_backward(
+            dout, x, [pool_h, pool_w], [stride, stride], [pad, pad], [1, 1], False, idx)
 
     @staticmethod
     def adam(p, g, m, v, lr_t, beta1, beta2, eps, decay=1.0):  # noqa: ANN001, ANN205

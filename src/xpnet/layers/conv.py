@@ -2,16 +2,20 @@
 
 Both are written against the Array API standard through :func:`xpnet.functions.im2col` /
 :func:`xpnet.functions.col2im` and strided basic slices: no ``np.pad``, no ``np.add.at``, no
-write through an integer-array or boolean index.
+write through an integer-array or boolean index.  That portable code is the reference; where a
+backend has a fast path (:class:`xpnet.backend.Kernels` slots ``conv2d``/``conv2d_backward``,
+``im2col``/``col2im``, ``max_pool2d``/``max_pool2d_backward``) the layers take it instead.
 """
 
 from __future__ import annotations
 
+import functools
 import operator
 from typing import Any
 
 from array_api_compat import array_namespace
 
+from xpnet.backend import backend_of
 from xpnet.functions import (
     col2im,
     conv_output_size,
@@ -67,7 +71,9 @@ class Convolution(Layer):
         / ``db_out`` when a network sets them, as with :class:`~xpnet.layers.Affine`).
     x, col, col_W : array
         What backward needs, the book's names: the input, its :func:`~xpnet.functions.im2col`
-        matrix ``(N*OH*OW, C*FH*FW)`` and ``W`` as ``(C*FH*FW, FN)``.
+        matrix ``(N*OH*OW, C*FH*FW)`` and ``W`` as ``(C*FH*FW, FN)``.  ``col`` and ``col_W``
+        are None on a backend with a convolution of its own (torch: ``conv2d`` and its
+        backward from aten, the calls behind ``torch.nn.Conv2d``), which never builds them.
     need_dx : bool
         ``False`` skips the input gradient (``backward`` returns ``None``), for a network's first
         layer: saves a GEMM and a :func:`~xpnet.functions.col2im`.
@@ -112,6 +118,14 @@ class Convolution(Layer):
         self.dW_out = None
         self.db_out = None
         self.need_dx = True
+        kernels = backend_of(W).kernels
+        self._conv2d = kernels.conv2d
+        self._conv2d_backward = kernels.conv2d_backward
+        if self._conv2d is None or self._conv2d_backward is None:
+            self._conv2d = self._conv2d_backward = None
+        # (the portable functions get the namespace now: no lookup per call)
+        self._im2col = kernels.im2col or functools.partial(im2col, xp=self._xp)
+        self._col2im = kernels.col2im or functools.partial(col2im, xp=self._xp)
 
     def _ns(self, x: Any) -> Any:
         return self._xp
@@ -122,7 +136,10 @@ class Convolution(Layer):
         n, _, h, w = _check_images(x, c, "W's channels")
         out_h = conv_output_size(h, fh, self.stride, self.pad)
         out_w = conv_output_size(w, fw, self.stride, self.pad)
-        col = im2col(x, fh, fw, self.stride, self.pad, xp=xp)  # (N*OH*OW, C*FH*FW)
+        if self._conv2d is not None:  # the backend's own convolution
+            self.x, self.col, self.col_W = x, None, None
+            return self._conv2d(x, self.W, self.b, self.stride, self.pad)
+        col = self._im2col(x, fh, fw, self.stride, self.pad)  # (N*OH*OW, C*FH*FW)
         w2 = xp.reshape(self.W, (fn, c * fh * fw))
         # One product per image, W (FN, CK) @ col_n^T (CK, OH*OW), lands directly in the
         # contiguous (N, FN, OH*OW) layout: no transpose copy here, none of dout in backward
@@ -137,6 +154,12 @@ class Convolution(Layer):
     def backward(self, dout: Any) -> Any:
         xp = self._xp
         fn, c, fh, fw = self.W.shape
+        if self._conv2d_backward is not None:
+            dx, dW, db = self._conv2d_backward(dout, self.x, self.W, self.stride, self.pad,
+                                               self.need_dx)
+            self.db = write_into(self.db_out, db)
+            self.dW = write_into(self.dW_out, dW)
+            return dx if self.need_dx else None
         n = dout.shape[0]
         d3 = xp.reshape(dout, (n, fn, -1))  # (N, FN, OH*OW)
         self.db = write_into(self.db_out, xp.sum(d3, axis=(0, 2)))
@@ -146,8 +169,8 @@ class Convolution(Layer):
         if not self.need_dx:
             return None
         dcol = xp.matrix_transpose(d3) @ self.col_W.T  # (N, OH*OW, C*FH*FW)
-        return col2im(xp.reshape(dcol, (-1, c * fh * fw)), tuple(self.x.shape), fh, fw,
-                      self.stride, self.pad, xp=xp)
+        return self._col2im(xp.reshape(dcol, (-1, c * fh * fw)), tuple(self.x.shape), fh, fw,
+                            self.stride, self.pad)
 
     def __repr__(self) -> str:
         fn, c, fh, fw = self.W.shape
@@ -175,7 +198,11 @@ class Pooling(Layer):
     ----------
     arg_max : array of int, shape (N, C, OH, OW)
         Index ``fy * pool_w + fx`` of each window's maximum (the book keeps the same indices
-        flattened in ``(N, OH, OW, C)`` order).
+        flattened in ``(N, OH, OW, C)`` order).  On a backend with a max-pooling kernel of its
+        own (torch: ``max_pool2d_with_indices`` and its backward, as ``torch.nn.MaxPool2d``),
+        which keeps indices of its own, it is computed when first read.
+    x : array
+        The input of the last forward pass.
 
     Notes
     -----
@@ -219,18 +246,48 @@ class Pooling(Layer):
         self.stride = stride
         self.pad = pad
         self.input_shape: tuple[int, ...] | None = None
-        self.arg_max = None
+        #: the input of the last forward pass (the book's name)
+        self.x = None
+        self._arg_max = None
+        self._state = None  # a backend kernel's own record of the maxima
+        self._backward_kernel = None
+
+    @property
+    def arg_max(self) -> Any:
+        """Offset ``fy * pool_w + fx`` of each window's maximum in the last forward pass
+        (None before the first); computed on demand, by the portable rule, after a backend's
+        pooling kernel (which keeps indices of its own)."""
+        if self._arg_max is None and self._state is not None:
+            self._arg_max = max_pool2d(self.x, self.pool_h, self.pool_w, self.stride,
+                                       self.pad, xp=self._xp)[1]
+        return self._arg_max
 
     def forward(self, x: Any) -> Any:
-        xp = self._ns(x)
+        be = self._backend_for(x)
         shape = _check_images(x)
-        out, self.arg_max = max_pool2d(x, self.pool_h, self.pool_w, self.stride, self.pad,
-                                       xp=xp)
+        conv_output_size(shape[2], self.pool_h, self.stride, self.pad)  # ValueError if no
+        conv_output_size(shape[3], self.pool_w, self.stride, self.pad)  # window fits
+        kernels = be.kernels
+        fast = None
+        if kernels.max_pool2d is not None and kernels.max_pool2d_backward is not None:
+            fast = kernels.max_pool2d(x, self.pool_h, self.pool_w, self.stride, self.pad)
+        if fast is not None:
+            self._backward_kernel = kernels.max_pool2d_backward
+            out, self._state = fast
+            self._arg_max = None
+        else:  # no kernel, or one that declines this geometry
+            self._backward_kernel = self._state = None
+            out, self._arg_max = max_pool2d(x, self.pool_h, self.pool_w, self.stride,
+                                            self.pad, xp=be.xp)
+        self.x = x
         self.input_shape = shape
         return out
 
     def backward(self, dout: Any) -> Any:
-        return max_pool2d_backward(dout, self.arg_max, self.input_shape, self.pool_h,
+        if self._backward_kernel is not None:
+            return self._backward_kernel(dout, self._state, self.input_shape, self.pool_h,
+                                         self.pool_w, self.stride, self.pad)
+        return max_pool2d_backward(dout, self._arg_max, self.input_shape, self.pool_h,
                                    self.pool_w, self.stride, self.pad, xp=self._ns(dout))
 
     def __repr__(self) -> str:
