@@ -89,6 +89,23 @@ def test_train_flags_reach_the_network(tmp_path):
     assert "train:" not in proc.stderr  # --quiet: no progress bar
 
 
+def test_train_convnet_reaches_the_network(tmp_path):
+    out = tmp_path / "cnn"
+    proc = xpnet("train", "--model", "convnet", "--epochs", "1", "--source", "bundled",
+                 "--filters", "8", "--filter-size", "3", "--hidden", "32", "--normalization",
+                 "group", "--num-groups", "2", "--quiet", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "test accuracy" in proc.stdout
+    record = json.loads((out / "train_history.json").read_text())
+    cfg = record["config"]
+    assert cfg["model"] == "convnet"
+    assert cfg["conv_param"] == {"filter_num": 8, "filter_size": 3, "pad": 0, "stride": 1}
+    assert (cfg["hidden_size"], cfg["normalization"], cfg["num_groups"]) == (32, "group", 2)
+    assert cfg["weight_init_std"] == "he"
+    assert record["test_acc"] > 0.8
+    assert (out / "train_curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_experiment_quick_writes_png_and_json(tmp_path):
     proc = xpnet("experiment", "optimizer_paths", "--quick", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
@@ -122,6 +139,15 @@ def test_info_reports_the_kernel_threads():
     ["train", "--epochs", "0"],
     ["train", "--dropout", "1.5"],
     ["train", "--momentum", "0.5"],  # Adam has no momentum
+    ["train", "--model", "convnet", "--dropout", "0.2"],
+    ["train", "--model", "convnet", "--no-batchnorm"],
+    ["train", "--model", "convnet", "--hidden", "100,50"],
+    ["train", "--model", "convnet", "--normalization", "batch", "--num-groups", "2"],
+    ["train", "--model", "convnet", "--normalization", "group", "--num-groups", "7"],
+    ["train", "--model", "convnet", "--filter-size", "28"],
+    ["train", "--model", "rnn"],
+    ["train", "--filters", "8"],
+    ["train", "--normalization", "layer"],
     ["experiment", "nope"],
     ["experiment", "titanic", "--set", "no_such_option=1"],
     ["experiment", "titanic", "--set", "novalue"],

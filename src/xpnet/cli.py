@@ -3,6 +3,7 @@
 ::
 
     xpnet train [--backend torch] [--epochs 10] ...   train MultiLayerNetExtend on MNIST
+    xpnet train --model convnet ...                    the book's chapter-7 SimpleConvNet
     xpnet train --checkpoint-dir DIR --resume          continue an interrupted run
     xpnet predict MODEL [--input FILE]                 predicted digits of a saved network
     xpnet evaluate MODEL [--input FILE --labels FILE]  its accuracy
@@ -38,6 +39,13 @@ PROG = "xpnet"
 DEFAULT_OUT = "xpnet-out"
 OPTIMIZERS = tuple(xpnet.optim.OPTIMIZERS)
 ACTIVATIONS = tuple(xpnet.nets.ACTIVATIONS)
+MODELS = ("mlp", "convnet")
+CONV_NORMALIZATIONS = ("none", *xpnet.convnet.CONV_NORMALIZATIONS)
+#: the flags of one model only, each the attribute it sets
+MODEL_FLAGS = {
+    "mlp": ("activation", "batchnorm", "dropout", "weight_decay"),
+    "convnet": ("filters", "filter_size", "normalization", "num_groups"),
+}
 
 #: optimizer-specific flags, each the keyword it sets; which optimizers take one is read from
 #: their signatures
@@ -194,23 +202,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     # -- train --------------------------------------------------------------------------------
     t = sub.add_parser(
-        "train", help="train MultiLayerNetExtend on MNIST",
-        description="Train MultiLayerNetExtend on MNIST (the bundled 8,000/2,000 real digits "
-                    "when the full set cannot be downloaded) and write a learning-curve PNG "
-                    "and a history JSON.",
+        "train", help="train MultiLayerNetExtend or SimpleConvNet on MNIST",
+        description="Train MultiLayerNetExtend (--model mlp) or the book's chapter-7 "
+                    "SimpleConvNet (--model convnet) on MNIST (the bundled 8,000/2,000 real "
+                    "digits when the full set cannot be downloaded) and write a learning-curve "
+                    "PNG and a history JSON.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    t.add_argument("--model", choices=MODELS, default="mlp",
+                   help="mlp: MultiLayerNetExtend; convnet: SimpleConvNet (conv - relu - pool "
+                        "- affine - relu - affine)")
     t.add_argument("--backend", type=_backend_name, default=None, help=backend_help)
     t.add_argument("--device", default=None,
                    help="device of the backend, e.g. cpu, cuda:0, 1 (CuPy), device1 (strict)")
     t.add_argument("--dtype", choices=("float32", "float64"), default=None,
                    help="parameter dtype (default: XPNET_DTYPE, else float32)")
-    t.add_argument("--hidden", type=_hidden_sizes, default=[256, 128],
-                   metavar="N,N,...", help="hidden layer sizes")
-    t.add_argument("--activation", choices=ACTIVATIONS, default="relu")
+    t.add_argument("--hidden", type=_hidden_sizes, default=None,
+                   metavar="N,N,...", help="hidden layer sizes (default: 256,128 for mlp; "
+                                           "one size, 100, for convnet)")
+    t.add_argument("--activation", choices=ACTIVATIONS, default=None,
+                   help="mlp only (default relu)")
     t.add_argument("--init", type=_init, default="auto",
                    help="initial weight std: he, xavier, a number, or auto (He for the ReLU "
-                        "family and maxout, Xavier for sigmoid and tanh)")
+                        "family and maxout, Xavier for sigmoid and tanh; the book's chapter-7 "
+                        "network uses 0.01)")
     t.add_argument("--optimizer", type=_optimizer_name, default="Adam",
                    help=f"one of {', '.join(OPTIMIZERS)} (any case)")
     t.add_argument("--lr", type=_positive_float, default=None,
@@ -223,12 +238,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Adam beta2, in [0, 1) (default 0.999)")
     t.add_argument("--decay-rate", dest="decay_rate", type=_hyperparameter("decay_rate"),
                    default=None, help="RMSprop decay rate, in [0, 1) (default 0.99)")
-    t.add_argument("--batchnorm", action=argparse.BooleanOptionalAction, default=True,
-                   help="batch normalization after every hidden affine layer")
-    t.add_argument("--dropout", type=_ratio, default=0.0, metavar="RATIO",
-                   help="dropout ratio after every hidden layer (0: no dropout)")
-    t.add_argument("--weight-decay", dest="weight_decay", type=_nonneg_float, default=0.0,
-                   metavar="LAMBDA", help="L2 weight decay λ")
+    t.add_argument("--batchnorm", action=argparse.BooleanOptionalAction, default=None,
+                   help="mlp only: batch normalization after every hidden affine layer "
+                        "(default on)")
+    t.add_argument("--dropout", type=_ratio, default=None, metavar="RATIO",
+                   help="mlp only: dropout ratio after every hidden layer (default 0: none)")
+    t.add_argument("--weight-decay", dest="weight_decay", type=_nonneg_float, default=None,
+                   metavar="LAMBDA", help="mlp only: L2 weight decay λ (default 0)")
+    t.add_argument("--filters", type=_positive_int, default=None, metavar="FN",
+                   help="convnet only: number of filters (default 30)")
+    t.add_argument("--filter-size", dest="filter_size", type=_positive_int, default=None,
+                   metavar="FS", help="convnet only: filter size (default 5)")
+    t.add_argument("--normalization", choices=CONV_NORMALIZATIONS, default=None,
+                   help="convnet only: normalization of the feature maps after the "
+                        "convolution (default none)")
+    t.add_argument("--num-groups", dest="num_groups", type=_positive_int, default=None,
+                   metavar="G", help="convnet with --normalization group: groups (default: "
+                                     "the divisor of the filter count nearest its square root)")
     t.add_argument("--epochs", type=_positive_int, default=10)
     t.add_argument("--batch-size", dest="batch_size", type=_positive_int, default=100)
     t.add_argument("--seed", type=_nonneg_int, default=0, help="random seed")
@@ -361,7 +387,11 @@ def _writable_dir(path: str) -> Path:
 #: ``xpnet train`` options that define a run: on ``--resume`` they come from the checkpoint
 RUN_OPTIONS = ("hidden", "activation", "init", "optimizer", "lr", "momentum", "beta1", "beta2",
                "decay_rate", "batchnorm", "dropout", "weight_decay", "batch_size", "seed",
-               "source", "dtype")
+               "source", "dtype", "model", "filters", "filter_size", "normalization",
+               "num_groups")
+#: run options added after the first checkpoints: a run saved without them had these values
+LATER_RUN_OPTIONS = {"model": "mlp", "filters": None, "filter_size": None,
+                     "normalization": None, "num_groups": None}
 
 
 def _explicit_options(args: argparse.Namespace) -> set[str]:
@@ -393,6 +423,8 @@ def _resume_options(args: argparse.Namespace, ckdir: Path) -> None:
                         "start a run there)")
     extra = read(last).extra  # a damaged file: CheckpointError, one line, exit 1
     saved = ((extra or {}).get("user") or {}).get("cli") if isinstance(extra, dict) else None
+    if isinstance(saved, dict):
+        saved = {**LATER_RUN_OPTIONS, **saved}
     if not isinstance(saved, dict) or any(k not in saved for k in RUN_OPTIONS):
         raise UserError(f"{last} was not written by 'xpnet train': continue it from Python "
                         "with Trainer(..., checkpoint_dir=..., resume=True)")
@@ -412,15 +444,93 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
+def _model_args(args: argparse.Namespace) -> None:
+    """Check the model-specific flags (a flag of the other model is a usage error) and fill in
+    each model's defaults."""
+    other = "convnet" if args.model == "mlp" else "mlp"
+    for attr in MODEL_FLAGS[other]:
+        if getattr(args, attr) is not None:
+            flag = "--" + attr.replace("_", "-")
+            if attr == "batchnorm" and not args.batchnorm:
+                flag = "--no-batchnorm"
+            args.subparser.error(f"{flag} applies to --model {other}, not --model {args.model}")
+    if args.model == "mlp":
+        args.hidden = [256, 128] if args.hidden is None else args.hidden
+        args.activation = args.activation or "relu"
+        args.batchnorm = True if args.batchnorm is None else args.batchnorm
+        args.dropout = args.dropout or 0.0
+        args.weight_decay = args.weight_decay or 0.0
+        return
+    args.hidden = [100] if args.hidden is None else args.hidden
+    if len(args.hidden) != 1:
+        args.subparser.error(f"--model convnet has one hidden layer: give one size to "
+                             f"--hidden, not {','.join(map(str, args.hidden))}")
+    args.filters = args.filters or 30
+    args.filter_size = args.filter_size or 5
+    if args.filter_size > 27:
+        args.subparser.error(f"--filter-size must leave a 2x2 pooling window on 28x28 digits "
+                             f"(at most 27), got {args.filter_size}")
+    if args.normalization == "none":
+        args.normalization = None
+    if args.num_groups is not None:
+        if args.normalization != "group":
+            args.subparser.error("--num-groups applies to --normalization group")
+        if args.filters % args.num_groups:
+            args.subparser.error(f"--num-groups must divide the {args.filters} filters, got "
+                                 f"{args.num_groups}")
+
+
+def _build_network(args: argparse.Namespace, be: Any, init: Any, n_inputs: int
+                   ) -> tuple[Any, dict[str, Any], str]:
+    """The network ``args`` ask for, its part of the record's config, and a one-line
+    description."""
+    from xpnet import MultiLayerNetExtend, SimpleConvNet
+
+    if args.model == "convnet":
+        net = SimpleConvNet(
+            input_dim=(1, 28, 28),
+            conv_param={"filter_num": args.filters, "filter_size": args.filter_size,
+                        "pad": 0, "stride": 1},
+            hidden_size=args.hidden[0], output_size=10, weight_init_std=init, backend=be,
+            dtype=args.dtype, seed=args.seed, normalization=args.normalization,
+            num_groups=args.num_groups,
+        )
+        config = {"model": "convnet", "input_dim": list(net.input_dim),
+                  "conv_param": net.conv_param, "hidden_size": net.hidden_size,
+                  "normalization": net.normalization, "num_groups": net.num_groups,
+                  "layers": [n_inputs, *args.hidden, 10], "activation": "relu",
+                  "batchnorm": net.normalization == "batch", "dropout": 0.0,
+                  "weight_decay": 0.0}
+        norm = f", {net.normalization} norm" if net.normalization else ""
+        desc = (f"SimpleConvNet (conv {args.filters}x{args.filter_size}x{args.filter_size} - "
+                f"relu - pool 2 - {args.hidden[0]} - relu - 10{norm})")
+        return net, config, desc
+    net = MultiLayerNetExtend(
+        n_inputs, args.hidden, 10, activation=args.activation, weight_init_std=init,
+        weight_decay_lambda=args.weight_decay, use_dropout=args.dropout > 0,
+        dropout_ration=args.dropout or 0.5, use_batchnorm=args.batchnorm, backend=be,
+        dtype=args.dtype, seed=args.seed,
+    )
+    config = {"model": "mlp", "layers": [n_inputs, *args.hidden, 10],
+              "activation": args.activation, "batchnorm": args.batchnorm,
+              "dropout": args.dropout, "weight_decay": args.weight_decay}
+    sizes = "-".join(str(s) for s in config["layers"])
+    extras = [e for e in ("batch norm" if args.batchnorm else "",
+                          f"dropout {args.dropout:g}" if args.dropout else "") if e]
+    desc = f"{sizes} {args.activation} net" + (f" ({', '.join(extras)})" if extras else "")
+    return net, config, desc
+
+
 def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import numpy as np
 
-    from xpnet import MultiLayerNetExtend, Trainer, get_backend
+    from xpnet import Trainer, get_backend
     from xpnet.trainer import LAST_CHECKPOINT
 
     ckdir = Path(args.checkpoint_dir) if args.checkpoint_dir else Path(args.out) / "checkpoints"
     if args.resume:
         _resume_options(args, ckdir)
+    _model_args(args)
     if args.save is not None:
         _check_writable_file("--save", Path(args.save), args)
 
@@ -446,18 +556,10 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     out = _writable_dir(args.out)
     with _warnings_as_notes(set()):
         (x_train, t_train), (x_test, t_test) = load_mnist_cached(args.source)
-    net = MultiLayerNetExtend(
-        x_train.shape[1], args.hidden, 10, activation=args.activation, weight_init_std=init,
-        weight_decay_lambda=args.weight_decay, use_dropout=args.dropout > 0,
-        dropout_ration=args.dropout or 0.5, use_batchnorm=args.batchnorm, backend=be,
-        dtype=args.dtype, seed=args.seed,
-    )
-    sizes = "-".join(str(s) for s in [x_train.shape[1], *args.hidden, 10])
+    net, net_config, desc = _build_network(args, be, init, x_train.shape[1])
     if not args.quiet:
-        _note(f"training {sizes} {args.activation} net "
-              f"({'batch norm, ' if args.batchnorm else ''}"
-              f"{f'dropout {args.dropout:g}, ' if args.dropout else ''}"
-              f"{args.optimizer} {', '.join(f'{k}={v:g}' for k, v in opt_kw.items())}) on "
+        _note(f"training {desc} with {args.optimizer} "
+              f"{', '.join(f'{k}={v:g}' for k, v in opt_kw.items())} on "
               f"{len(x_train)} digits, backend {be.name} ({be.device})")
     if not args.resume and (ckdir / LAST_CHECKPOINT).exists():
         _note(f"{ckdir} holds the checkpoints of an earlier run; this run replaces them "
@@ -493,10 +595,9 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         "command": "train",
         "xpnet_version": xpnet.__version__,
         "config": {
-            "layers": [x_train.shape[1], *args.hidden, 10], "activation": args.activation,
+            **net_config,
             "weight_init_std": init, "optimizer": args.optimizer, "optimizer_param": opt_kw,
-            "batchnorm": args.batchnorm, "dropout": args.dropout,
-            "weight_decay": args.weight_decay, "epochs": args.epochs,
+            "epochs": args.epochs,
             "batch_size": args.batch_size, "seed": args.seed, "dtype": args.dtype,
             "source": args.source, "n_train": len(x_train), "n_test": len(x_test),
             "check_data": args.check_data,
@@ -646,8 +747,9 @@ def cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     correct = int((pred == t).sum())
     be = net.backend
     print(f"accuracy {correct / len(t):.4f}  ({correct:,} of {len(t):,}, {what})")
-    print(f"model    {path} ({type(net).__name__} "
-          f"{'-'.join(str(n) for n in [net.input_size, *net.hidden_size_list, net.output_size])})")
+    sizes = [net.input_size, *getattr(net, "hidden_size_list", [net.hidden_size]),
+             net.output_size]
+    print(f"model    {path} ({type(net).__name__} {'-'.join(map(str, sizes))})")
     print(f"backend  {be.name} on {be.device}, {be.dtype_name(net.dtype)}")
     return 0
 

@@ -165,7 +165,9 @@ def plot_training(record: Mapping[str, Any], path: str | os.PathLike[str]) -> No
         What ``xpnet train`` writes to ``train_history.json``: ``"history"``
         (:attr:`xpnet.Trainer.history`), ``"test_acc"``, ``"config"`` (``layers``,
         ``activation``, ``batchnorm``, ``dropout``, ``optimizer``, ``optimizer_param``,
-        ``batch_size``, ``n_train``), ``"backend"``, ``"device"``, ``"seconds_per_epoch"``.
+        ``batch_size``, ``n_train``; with ``model='convnet'`` also ``conv_param``,
+        ``hidden_size``, ``normalization``), ``"backend"``, ``"device"``,
+        ``"seconds_per_epoch"``.
     path : str or os.PathLike
         The PNG to write.
     """
@@ -194,10 +196,17 @@ def plot_training(record: Mapping[str, Any], path: str | os.PathLike[str]) -> No
     ax_acc.legend(loc="lower right")
     ax_acc.set_title("accuracy")
     c = record["config"]
-    dropout = f", dropout {c['dropout']:g}" if c["dropout"] else ""
+    if c.get("model") == "convnet":
+        cp = c["conv_param"]
+        norm = f", {c['normalization']} norm" if c.get("normalization") else ""
+        net = (f"SimpleConvNet conv {cp['filter_num']}x{cp['filter_size']}x{cp['filter_size']}"
+               f" - pool 2 - {c['hidden_size']} - 10{norm}")
+    else:
+        dropout = f", dropout {c['dropout']:g}" if c["dropout"] else ""
+        net = (f"{'-'.join(map(str, c['layers']))} {c['activation']}"
+               f"{', batch norm' if c['batchnorm'] else ''}{dropout}")
     fig.suptitle(
-        f"xpnet train: {'-'.join(map(str, c['layers']))} {c['activation']}"
-        f"{', batch norm' if c['batchnorm'] else ''}{dropout}, {c['optimizer']} "
+        f"xpnet train: {net}, {c['optimizer']} "
         f"lr {c['optimizer_param']['lr']:g}, batch {c['batch_size']}; {c['n_train']} training "
         f"digits\nbackend {record['backend']} on {record['device']}, "
         f"{record['seconds_per_epoch']:.2f} s/epoch", fontsize=10)
