@@ -40,6 +40,7 @@ SHRINK = {
     "activation_histograms": {"n_samples": 200, "cs231n_width": 512},
     "titanic": {"epochs": 8},
     "compare": {"epochs": 4},
+    "conv_normalizations": {"epochs": 1, "n_train": 300, "n_test": 200},
 }
 BOOK_BACKENDS = [b for b in BACKENDS if b == "numpy"]
 NAMES = list(experiments.EXPERIMENTS)
@@ -78,11 +79,11 @@ def book_bname(request):
 # -- every experiment -------------------------------------------------------------------------
 
 
-def test_registry_has_the_ten_experiments():
+def test_registry_has_the_eleven_experiments():
     assert NAMES == [
         "optimizer_paths", "optimizer_compare", "activation_histograms", "weight_init",
         "batch_norm", "overfit_weight_decay", "dropout", "hyperparameter_search", "titanic",
-        "compare",
+        "compare", "conv_normalizations",
     ]
     for mod in experiments.EXPERIMENTS.values():
         assert callable(mod.run) and callable(mod.plot)
@@ -237,3 +238,23 @@ def test_compare_relu_beats_sigmoid_and_batch_norm_rescues_it(book_bname):
     runs = quick_result("compare", book_bname)["runs"]
     assert runs["relu/none"]["final_test_acc"] > runs["sigmoid/none"]["final_test_acc"]
     assert runs["sigmoid/batch"]["final_test_acc"] > runs["sigmoid/none"]["final_test_acc"]
+
+
+def test_conv_normalizations_runs_every_method(bname):
+    res = quick_result("conv_normalizations", bname)
+    runs = res["runs"]
+    assert list(runs) == ["none", "batch", "layer", "instance", "group"]
+    epochs = res["config"]["epochs"]
+    for r in runs.values():
+        assert len(r["test_acc"]) == epochs
+        assert len(r["train_loss"]) == epochs * res["iter_per_epoch"]
+    assert runs["group"]["num_groups"] not in (None, 1, res["config"]["filter_num"])
+
+
+def test_conv_normalizations_every_method_learns_faster_than_none(book_bname):
+    """The book's small initial weights (std 0.01) leave the unnormalized conv net slow to
+    start; each normalization rescales the feature maps and learns faster."""
+    runs = quick_result("conv_normalizations", book_bname)["runs"]
+    for name in ("batch", "layer", "instance", "group"):
+        assert runs[name]["mean_test_acc"] > runs["none"]["mean_test_acc"] + 0.05, name
+        assert runs[name]["final_test_acc"] > 0.7, name

@@ -1,4 +1,5 @@
-"""The chapter-6 experiments of *Deep Learning from Scratch* (and cs231n lecture 7), on any backend.
+"""The chapter-6 experiments of *Deep Learning from Scratch* (and cs231n lecture 7, and the
+chapter-7 conv net with its normalizations), on any backend.
 
 Each experiment is a module with
 
@@ -39,6 +40,7 @@ _MODULES = (
     "hyperparameter_search",
     "titanic",
     "compare",
+    "conv_normalizations",
 )
 
 #: Experiment name -> module, in DESIGN.md's order.
