@@ -684,6 +684,8 @@ def test_max_pool2d_kernel_equals_portable_layer(backend, case, ties, monkeypatc
     from xpnet.layers import Pooling
 
     (n, c, h, w, ph, pw, s, p), _ = case
+    if hasattr(backend.kernels, "pool_on_cpu"):  # torch declines the CPU unless asked to
+        monkeypatch.setattr(backend.kernels, "pool_on_cpu", True)
     rng = np.random.default_rng(9)
     x = rng.integers(0, 3, (n, c, h, w)).astype(np.float64) if ties else (
         rng.standard_normal((n, c, h, w)))
@@ -714,6 +716,8 @@ def test_simple_convnet_with_and_without_kernels_agree(backend, normalization, d
     """A few SGD steps of the book's network, fast paths against the portable path.  (Not
     Adam: the bias before batch norm has a zero gradient up to rounding, which Adam would turn
     into full-size steps in different directions.)"""
+    if hasattr(backend.kernels, "pool_on_cpu"):  # (torch pools on the CPU only if asked)
+        monkeypatch.setattr(backend.kernels, "pool_on_cpu", True)
     rng = np.random.default_rng(11)
     x, t = rng.random((6, 1, 12, 12)).astype(dtype), rng.integers(0, 10, 6)
     res = []
@@ -749,6 +753,19 @@ def test_kernel_slots_are_declared_and_paired():
             assert (getattr(k, a) is None) == (getattr(k, b) is None), (name, a)
     assert kernels_for("torch").conv2d is not None
     assert kernels_for("cupy").im2col is not None and kernels_for("cupy").col2im is not None
+
+
+def test_torch_pools_on_the_cpu_only_when_asked(monkeypatch):
+    """The portable pooling measured faster than aten's on the CPU (see TorchKernels), so the
+    kernel declines CPU tensors unless ``pool_on_cpu`` is set."""
+    torch = pytest.importorskip("torch")
+    k = kernels_for("torch")
+    x = torch.rand(2, 3, 6, 6)
+    assert k.max_pool2d(x, 2, 2, 2, 0) is None
+    monkeypatch.setattr(k, "pool_on_cpu", True)
+    out, _ = k.max_pool2d(x, 2, 2, 2, 0)
+    assert out.shape == (2, 3, 3, 3)
+    assert k.max_pool2d(x, 3, 3, 2, 2) is None  # pad > pool / 2: torch cannot
 
 
 # -- CuPy's im2col/col2im without a GPU -----------------------------------------------------

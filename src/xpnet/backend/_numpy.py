@@ -117,22 +117,6 @@ class NumpyKernels(Kernels):
         # the ufunc method itself: array_api_compat's ``sum`` wrapper costs 5 us a call
         return np.add.reduce(x, 0, out=out)
 
-    @staticmethod
-    def im2col(x: np.ndarray, filter_h: int, filter_w: int, stride: int,
-               pad: int) -> np.ndarray:
-        # A strided view of every window, then one copy into the book's layout (the portable
-        # code stacks filter_h * filter_w strided slices instead)
-        n, c = x.shape[:2]
-        if pad:
-            x = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-        win = np.lib.stride_tricks.sliding_window_view(x, (filter_h, filter_w), axis=(2, 3))
-        if stride > 1:
-            win = win[:, :, ::stride, ::stride]
-        out_h, out_w = win.shape[2:4]
-        col = np.empty((n, out_h, out_w, c, filter_h, filter_w), dtype=x.dtype)
-        np.copyto(col, win.transpose(0, 2, 3, 1, 4, 5))
-        return col.reshape(n * out_h * out_w, c * filter_h * filter_w)
-
     _SAME_WIDTH_INT = {np.dtype(np.float32): np.int32, np.dtype(np.float64): np.int64}
 
     def relu_backward(self, dout: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -72,12 +72,20 @@ class TorchKernels(Kernels):
             dout, x, W, [W.shape[0]], [stride, stride], [pad, pad], [1, 1], False, [0, 0], 1,
             [bool(need_dx), True, True])
 
-    @staticmethod
-    def max_pool2d(x, pool_h, pool_w, stride, pad):  # noqa: ANN001, ANN205
+    #: Use torch's max pooling on the CPU too.  Off: at C3's size (100x30x24x24, one thread)
+    #: aten's NCHW ``max_pool2d_with_indices`` and its backward took 7.1 ms of CPU time against
+    #: 3.9 ms for the portable strided-slice code on torch tensors (``python bench/c3_step.py
+    #: --profile torch-eager`` shows the same kernel at 37% of torch.nn's own step); on CUDA the
+    #: one fused kernel replaces the portable code's dozen launches.  The tests turn it on.
+    pool_on_cpu = False
+
+    def max_pool2d(self, x, pool_h, pool_w, stride, pad):  # noqa: ANN001, ANN201
         import torch
 
         if 2 * pad > min(pool_h, pool_w):
             return None  # torch allows pad <= pool / 2 only: the portable code does the rest
+        if x.device.type == "cpu" and not self.pool_on_cpu:
+            return None
         # state: the input (for its shape) and torch's indices, the flat position of each
         # window's maximum in its input plane (the first maximum on ties on the CPU)
         out, idx = torch.nn.functional.max_pool2d(x, (pool_h, pool_w), stride, pad,
