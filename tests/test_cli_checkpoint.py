@@ -158,3 +158,31 @@ def test_a_diverging_run_exits_1_with_one_line(tmp_path):
     assert_clean_error(proc, 1)
     assert "training diverged" in proc.stderr and "lr=1" in proc.stderr
     assert "last.safetensors" in proc.stderr or "no checkpoint" in proc.stderr
+
+
+def test_convnet_saves_evaluates_and_resumes_with_its_options(tmp_path):
+    """``--model convnet`` through the checkpoint machinery: --save then evaluate, and --resume
+    takes the conv net's options from the checkpoint (none given again), and refuses a changed
+    one."""
+    out, ck, model = tmp_path / "out", tmp_path / "ck", tmp_path / "cnn.safetensors"
+    args = ("train", "--model", "convnet", "--source", "bundled", "--filters", "6",
+            "--filter-size", "3", "--hidden", "24", "--normalization", "group", "--quiet",
+            "--checkpoint-dir", str(ck))
+    proc = xpnet(*args, "--epochs", "1", "--out", str(out), "--save", str(model))
+    assert proc.returncode == 0, proc.stderr
+    ev = xpnet("evaluate", str(model))
+    assert ev.returncode == 0, ev.stderr
+    assert "SimpleConvNet 784-24-10" in ev.stdout
+    acc = float(ev.stdout.split()[1])
+    assert acc == pytest.approx(json.loads((out / "train_history.json").read_text())["test_acc"],
+                                abs=1e-4)
+    resumed = xpnet("train", "--checkpoint-dir", str(ck), "--resume", "--epochs", "2",
+                    "--quiet", "--out", str(tmp_path / "out2"))
+    assert resumed.returncode == 0, resumed.stderr
+    cfg = json.loads((tmp_path / "out2" / "train_history.json").read_text())["config"]
+    assert (cfg["model"], cfg["conv_param"]["filter_num"], cfg["normalization"],
+            cfg["num_groups"]) == ("convnet", 6, "group", 3)
+    changed = xpnet("train", "--checkpoint-dir", str(ck), "--resume", "--filters", "8",
+                    "--out", str(tmp_path / "out3"))
+    assert_clean_error(changed, code=2)
+    assert "--filters" in changed.stderr

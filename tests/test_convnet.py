@@ -247,8 +247,10 @@ def test_inputs_images_rows_lists_and_backend_arrays(backend, rng, dtype):
     assert_on_backend(backend, loss, dtype=dtype, shape=())
     one_hot = np.eye(3)[t]
     assert_close(backend, net.loss(x, one_hot), backend.to_numpy(loss))
-    with pytest.raises(ValueError, match=r"x must have shape \(N, 1, 8, 8\) or \(N, 64\)"):
+    with pytest.raises(ValueError, match=r"x has 56 values per row .* input_size is 64"):
         net.predict(x[:, :, :7, :])
+    with pytest.raises(ValueError, match="t has 2 labels"):
+        net.loss(x, t[:2])
 
 
 def test_load_mnist_flatten_false_is_what_the_network_takes():

@@ -747,8 +747,8 @@ def cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     correct = int((pred == t).sum())
     be = net.backend
     print(f"accuracy {correct / len(t):.4f}  ({correct:,} of {len(t):,}, {what})")
-    sizes = [net.input_size, *getattr(net, "hidden_size_list", [net.hidden_size]),
-             net.output_size]
+    hidden = net.hidden_size_list if hasattr(net, "hidden_size_list") else [net.hidden_size]
+    sizes = [net.input_size, *hidden, net.output_size]
     print(f"model    {path} ({type(net).__name__} {'-'.join(map(str, sizes))})")
     print(f"backend  {be.name} on {be.device}, {be.dtype_name(net.dtype)}")
     return 0

@@ -23,7 +23,6 @@ Examples
 
 from __future__ import annotations
 
-import math
 import operator
 from fractions import Fraction
 from typing import Any
@@ -42,7 +41,9 @@ from xpnet.layers import (
     SpatialBatchNormalization,
 )
 from xpnet.nets import MultiLayerNetExtend
+from xpnet.network import Network
 from xpnet.params import allocate
+from xpnet.validation import as_int
 
 __all__ = ["CONV_NORMALIZATIONS", "SimpleConvNet", "default_num_groups"]
 
@@ -105,7 +106,7 @@ def _check_conv_param(conv_param: Any) -> dict[str, int]:
     }
 
 
-class SimpleConvNet:
+class SimpleConvNet(Network):
     """The book's convolutional network: ``conv - relu - pool - affine - relu - affine -
     softmax`` (``ch07/simple_convnet.py``), optionally with a normalization after the
     convolution.
@@ -147,6 +148,9 @@ class SimpleConvNet:
     num_groups : int, optional
         Groups of ``normalization='group'``, a divisor of ``filter_num``; default
         :func:`default_num_groups` (6 for the book's 30 filters).  Only for ``'group'``.
+    check_values : bool or None
+        What the entry checks read besides shapes and dtypes, as for
+        :class:`~xpnet.MultiLayerNetExtend` (None: label values of host data).
 
     Attributes
     ----------
@@ -160,6 +164,8 @@ class SimpleConvNet:
         order; ``last_layer`` is the ``SoftmaxWithLoss``.
     conv_output_size, pool_output_size : tuple of int
         ``(OH, OW)`` of the convolution and of the 2x2 max pooling (stride 2).
+    input_size : int
+        ``C*H*W``, the values of one image (what a row of ``load_mnist(flatten=True)`` holds).
     last_loss
         The loss of the last :meth:`gradient` call, a 0-d array on the device.
 
@@ -168,7 +174,10 @@ class SimpleConvNet:
     Inputs to ``predict``, ``loss``, ``accuracy`` and ``gradient`` are images ``(N, C, H, W)``
     -- what ``load_mnist(flatten=False)`` gives -- or rows ``(N, C*H*W)`` (``flatten=True``),
     which are reshaped; NumPy arrays, lists or arrays of the backend, moved to its device and
-    dtype once, on entry.
+    dtype once, on entry, after the checks of :class:`~xpnet.MultiLayerNetExtend` (the same
+    code: ``C*H*W`` values per image, labels in ``[0, output_size)``, ...).  As an
+    :class:`xpnet.network.Network` it has ``get_config``, ``save``, ``to`` and ``buffers``
+    (batch norm's running statistics).
 
     Differences from the book: the pooling output size is ``(OH - 2) // 2 + 1`` (the book's
     ``int(FN * (OH/2) * (OW/2))`` only fits when the convolution's output is even); ``accuracy``
@@ -185,7 +194,8 @@ class SimpleConvNet:
                  conv_param: dict[str, int] | None = None, hidden_size: int = 100,
                  output_size: int = 10, weight_init_std: Any = 0.01, *, backend: Any = None,
                  device: Any = None, dtype: Any = None, seed: int | None = None,
-                 normalization: str | None = None, num_groups: int | None = None):
+                 normalization: str | None = None, num_groups: int | None = None,
+                 check_values: bool | None = None):
         # -- check everything before any work --------------------------------------------------
         try:
             dims = tuple(input_dim)
@@ -223,10 +233,12 @@ class SimpleConvNet:
                                  f"got {num_groups}")
         else:
             groups = default_num_groups(fn) if norm == "group" else None
+        if check_values not in (None, True, False):
+            raise TypeError(f"check_values must be None, True or False, not {check_values!r}")
 
         self.backend: Backend = get_backend(backend, device)
         self.xp = self.backend.xp
-        self.dtype = self.backend.dtype(default_dtype() if dtype is None else dtype)
+        self.dtype = self.backend.float_dtype(default_dtype() if dtype is None else dtype)
         # every constructor argument under its own name (a checkpoint rebuilds from them)
         self.input_dim = (c, h, w)
         self.conv_param = cp
@@ -237,6 +249,8 @@ class SimpleConvNet:
         self.seed = seed
         self.normalization = norm
         self.num_groups = groups
+        self.check_values = check_values
+        self.input_size = c * h * w
         self.conv_output_size = (oh, ow)
         self.pool_output_size = (ph, pw)
 
@@ -282,22 +296,20 @@ class SimpleConvNet:
 
     # -- inputs -----------------------------------------------------------------------------
 
-    def _x(self, x: Any) -> Any:
-        """Images to the device and dtype, as ``(N, C, H, W)`` (rows ``(N, C*H*W)`` are
-        reshaped); a ValueError naming the expected shapes otherwise."""
-        x = self.backend.asarray(x, dtype=self.dtype)
-        dims = self.input_dim
-        if x.ndim == 4 and tuple(x.shape[1:]) == dims:
-            return x
-        if x.ndim == 2 and x.shape[1] == math.prod(dims):
-            return self.xp.reshape(x, (x.shape[0], *dims))
-        raise ValueError(f"x must have shape (N, {', '.join(map(str, dims))}) or "
-                         f"(N, {math.prod(dims)}), got shape {tuple(x.shape)}")
+    # The entry checks of MultiLayerNetExtend, shared (one implementation of the rules; they
+    # read ``input_size``, ``output_size``, ``check_values`` and ``backend``)
+    _reads_values = MultiLayerNetExtend._reads_values
+    _own = MultiLayerNetExtend._own
+    _t = MultiLayerNetExtend._t
 
-    def _t(self, t: Any) -> Any:
-        """Labels to the device: integer labels as int64, one-hot rows in the network's
-        dtype."""
-        return self.backend.labels(t, self.dtype)
+    def _x(self, x: Any, *, name: str = "x", values: bool | None = None) -> Any:
+        """Images to the device in the network's dtype as ``(N, C, H, W)``, checked first
+        (``C*H*W`` values per image: rows ``(N, C*H*W)`` are reshaped); ``values=True`` also
+        refuses NaN and inf."""
+        x = MultiLayerNetExtend._x(self, x, name=name, values=values)
+        if tuple(x.shape[1:]) == self.input_dim:
+            return x
+        return self.xp.reshape(x, (x.shape[0], *self.input_dim))
 
     # -- the book's API ---------------------------------------------------------------------
 
@@ -309,7 +321,10 @@ class SimpleConvNet:
         own statistics either way.  With ``train_flg=False`` the ReLUs (and batch norm) work in
         place on arrays the network owns; the caller's ``x`` is never written to.
         """
-        x = self._x(x)
+        return self._predict(self._x(x), train_flg)
+
+    def _predict(self, x: Any, train_flg: bool) -> Any:
+        """:meth:`predict` of an input already checked and on the device."""
         layers = self.layers
         x = layers["Conv1"].forward(x)  # a fresh array from here on
         norm = self._norm
@@ -326,24 +341,27 @@ class SimpleConvNet:
 
     def loss(self, x: Any, t: Any, train_flg: bool = False) -> Any:
         """Mean cross entropy (the book's, ``log(y + 1e-7)``) as a 0-d array on the device."""
-        y = self.predict(x, train_flg)
-        return self.last_layer.forward(y, self._t(t))
+        x = self._x(x)
+        t = self._t(t, x.shape[0])  # both checked before any layer runs
+        return self.last_layer.forward(self._predict(x, train_flg), t)
 
     def accuracy(self, x: Any, t: Any, batch_size: int = 100) -> float:
         """Fraction of images whose arg-max score matches the label (integer or one-hot),
         computed ``batch_size`` images at a time (bounded memory: the convolution's column
         matrix is ``batch_size * OH * OW`` rows); the last, partial batch counts (the book's
         ``accuracy`` drops it).  ``batch_size=None``: all at once."""
-        if batch_size is not None:
-            batch_size = _positive("batch_size", batch_size)
+        batch_size = as_int(batch_size, "batch_size", none_ok=True)
         return MultiLayerNetExtend.accuracy(self, x, t, batch_size)
 
-    def gradient(self, x: Any, t: Any, *, copy: bool = False) -> dict[str, Any]:
+    def gradient(self, x: Any, t: Any, *, copy: bool = False,
+                 check_finite: bool = False) -> dict[str, Any]:
         """Gradients of ``loss(x, t, train_flg=True)`` by backpropagation.
 
         Returns a new dict with the keys of ``params`` each call, whose arrays are views of one
         gradient buffer that the *next* call overwrites (as PyTorch's ``.grad``); ``copy=True``
         returns arrays of their own.  The loss of this forward pass is kept in ``last_loss``.
+        ``check_finite=True`` raises :class:`xpnet.NonFiniteError` naming the loss and the
+        gradients holding NaN or infinity (one wait for the device per call).
         """
         self.last_loss = self.loss(x, t, train_flg=True)
         dout = self.last_layer.backward(1)
@@ -357,6 +375,8 @@ class SimpleConvNet:
                 grads[f"W{i}"], grads[f"b{i}"] = layer.dW, layer.db
             if self._norm is not None:
                 grads["gamma1"], grads["beta1"] = self._norm.dgamma, self._norm.dbeta
+        if check_finite:
+            self._raise_if_non_finite(self.last_loss, grads)
         if copy:
             return {k: self.xp.asarray(v, copy=True) for k, v in grads.items()}
         return grads
