@@ -59,8 +59,32 @@ class Kernels:
     momentum = None
     #: ``relu_(x)``: ``max(x, 0)`` in place, returns ``x``
     relu_ = None
-    #: ``relu_backward(dout, mask)``: ``where(mask, dout, 0)`` for a boolean ``mask``
+    #: ``relu(x)``: ``max(x, 0)``, a fresh array; :attr:`relu_backward` then gets this output
+    relu = None
+    #: ``relu_backward(dout, saved)``: ``where(x > 0, dout, 0)``, where ``saved`` is the output
+    #: of :attr:`relu` -- or, where :attr:`relu` is None, the boolean mask ``x > 0``
     relu_backward = None
+
+    # -- whole layers, in as few library calls as the library allows (on a GPU each call is a
+    # kernel launch, which costs more than a small layer's arithmetic)
+    #: ``affine(x, W, b)``: ``x @ W + b`` for 2-D ``x``
+    affine = None
+    #: ``batchnorm_train(x, gamma, beta, eps, running_mean, running_var, momentum)``: batch
+    #: norm's training pass over the rows of 2-D ``x`` with the book's conventions:
+    #: ``(out, mean, inv_std, new_running_mean, new_running_var)`` with ``inv_std =
+    #: 1 / sqrt(var + eps)`` (biased variance) and ``new = momentum * old + (1 - momentum) *
+    #: batch`` (out of place); set together with :attr:`batchnorm_backward`
+    batchnorm_train = None
+    #: ``batchnorm_backward(dout, x, mean, inv_std, gamma, eps, dgamma_out, dbeta_out)``:
+    #: ``(dx, dgamma, dbeta)`` of :attr:`batchnorm_train`, ``dgamma``/``dbeta`` written into
+    #: the ``*_out`` arrays when given
+    batchnorm_backward = None
+    #: ``softmax_cross_entropy(x, t)``: ``(loss, y)`` -- ``y = softmax(x)`` over the rows and the
+    #: book's loss ``-sum(log(y[i, t[i]] + 1e-7)) / N`` for integer labels ``t`` of shape
+    #: ``(N,)``; None to decline (one-hot labels), and the portable code runs
+    softmax_cross_entropy = None
+    #: ``softmax_cross_entropy_backward(y, t, dout)``: ``(y - onehot(t)) * dout / N``
+    softmax_cross_entropy_backward = None
     #: ``col_dot(a, b, out=None)``: ``sum(a * b, axis=0)`` of two 2-D arrays of the same shape,
     #: into ``out`` when given
     col_dot = None

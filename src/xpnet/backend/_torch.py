@@ -32,11 +32,88 @@ class TorchKernels(Kernels):
 
     name = "torch"
 
+    def __init__(self) -> None:
+        #: (N, dtype, device, value) -> a (N, 1) tensor of ``value``, for the loss's backward
+        self._fills: dict[tuple, Any] = {}
+
     @staticmethod
     def matmul_into(a, b, out):  # noqa: ANN001, ANN205
         import torch
 
         return torch.matmul(a, b, out=out)
+
+    # -- whole layers: one aten call where the portable code makes several (each a kernel
+    # launch on a GPU; ``python bench/opcount.py`` counts them)
+
+    @staticmethod
+    def affine(x, W, b):  # noqa: ANN001, ANN205
+        import torch
+
+        return torch.addmm(b, x, W)
+
+    @staticmethod
+    def relu(x):  # noqa: ANN001, ANN205
+        import torch
+
+        return torch.relu(x)
+
+    @staticmethod
+    def relu_backward(dout, saved):  # noqa: ANN001, ANN205
+        import torch
+
+        # 0 where the output is <= 0, i.e. where x <= 0 (the book's convention at 0)
+        return torch.ops.aten.threshold_backward(dout, saved, 0)
+
+    @staticmethod
+    def batchnorm_train(x, gamma, beta, eps, running_mean, running_var, momentum):  # noqa: ANN001, ANN205
+        import torch
+
+        var, mean = torch.var_mean(x, 0, correction=0)  # exact biased variance, for running
+        # aten's fused normalization (no running statistics: torch's own update uses the
+        # unbiased variance, the book's the biased one)
+        out, _, inv_std = torch.native_batch_norm(x, gamma, beta, None, None, True, 0.0, eps)
+        w = 1.0 - momentum
+        return (out, mean, inv_std, torch.lerp(running_mean, mean, w),
+                torch.lerp(running_var, var, w))
+
+    @staticmethod
+    def batchnorm_backward(dout, x, mean, inv_std, gamma, eps, dgamma_out, dbeta_out):  # noqa: ANN001, ANN205
+        import torch
+
+        bw = torch.ops.aten.native_batch_norm_backward
+        mask = [True, True, True]
+        if dgamma_out is None or dbeta_out is None:
+            return bw(dout, x, gamma, None, None, mean, inv_std, True, eps, mask)
+        dx = torch.empty_like(x)
+        bw.out(dout, x, gamma, None, None, mean, inv_std, True, eps, mask,
+               out0=dx, out1=dgamma_out, out2=dbeta_out)
+        return dx, dgamma_out, dbeta_out
+
+    @staticmethod
+    def softmax_cross_entropy(x, t):  # noqa: ANN001, ANN205
+        import torch
+
+        if t.ndim != 1 or t.dtype != torch.int64 or x.ndim != 2:
+            return None
+        y = torch.softmax(x, 1)
+        picked = torch.gather(y, 1, t.unsqueeze(1))
+        loss = torch.log(picked.add_(1e-7)).sum() * (-1.0 / x.shape[0])
+        return loss, y
+
+    def softmax_cross_entropy_backward(self, y, t, dout):  # noqa: ANN001, ANN201
+        import torch
+
+        n = y.shape[0]
+        if not isinstance(dout, (int, float)):
+            return (y - torch.nn.functional.one_hot(t, y.shape[1]).to(y.dtype)) * (dout / n)
+        key = (n, y.dtype, y.device, float(dout))
+        fill = self._fills.get(key)
+        if fill is None:
+            if len(self._fills) > 16:
+                self._fills.clear()
+            fill = self._fills[key] = torch.full((n, 1), -dout / n, dtype=y.dtype,
+                                                 device=y.device)
+        return torch.mul(y, dout / n).scatter_add_(1, t.unsqueeze(1), fill)
 
     @staticmethod
     def relu_(x):  # noqa: ANN001, ANN205
@@ -157,6 +234,14 @@ class TorchGenerator(Generator):
         be = self.backend
         return be.module.randint(0, int(high), (int(size),), generator=self._gen,
                                  device=be.device)
+
+    def bernoulli_mask(self, shape: tuple[int, ...], keep: float, dtype: Any = "float32") -> Any:
+        """1.0 with probability ``keep``, else 0.0: one ``bernoulli_`` call (the portable
+        ``uniform > 1 - keep`` then a cast is three)."""
+        be = self.backend
+        mask = be.module.empty(tuple(int(s) for s in shape), dtype=be.dtype(dtype),
+                               device=be.device)
+        return mask.bernoulli_(keep, generator=self._gen)
 
 
 @register

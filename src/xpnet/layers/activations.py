@@ -37,18 +37,36 @@ class Relu(Layer):
 
     def __init__(self, *, backend: Any = None):
         super().__init__(backend)
-        self.mask = None
+        self._mask = None
+        #: the output, kept instead of the mask where the backend's ``relu`` kernel ran
+        self._out = None
         self._backward_kernel = None
 
+    @property
+    def mask(self) -> Any:
+        """The boolean ``x > 0`` of the last forward pass (computed on demand where a kernel
+        kept the output instead)."""
+        if self._mask is None and self._out is not None:
+            self._mask = self._out > 0
+        return self._mask
+
+    @mask.setter
+    def mask(self, value: Any) -> None:
+        self._mask, self._out = value, None
+
     def forward(self, x: Any) -> Any:
-        be = self._backend_for(x)
-        self._backward_kernel = be.kernels.relu_backward
+        kernels = self._backend_for(x).kernels
+        self._backward_kernel = kernels.relu_backward
+        if kernels.relu is not None:
+            self._mask = None
+            self._out = kernels.relu(x)
+            return self._out
         self.mask = x > 0
-        return be.xp.maximum(x, 0.0)
+        return self._xp.maximum(x, 0.0)
 
     def backward(self, dout: Any) -> Any:
         if self._backward_kernel is not None:
-            return self._backward_kernel(dout, self.mask)
+            return self._backward_kernel(dout, self._mask if self._out is None else self._out)
         return self._xp.where(self.mask, dout, 0.0)
 
     def forward_inplace(self, x: Any) -> Any:

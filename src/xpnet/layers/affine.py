@@ -45,6 +45,7 @@ class Affine(Layer):
         self.need_dx = True
         kernels = backend_of(W).kernels
         self._matmul_into = kernels.matmul_into
+        self._affine = kernels.affine
         self._col_sum = kernels.col_sum or self._portable_col_sum
 
     def _ns(self, x: Any) -> Any:
@@ -56,6 +57,8 @@ class Affine(Layer):
         if x.ndim != 2:
             x = xp.reshape(x, (x.shape[0], -1))
         self.x = x
+        if self._affine is not None:
+            return self._affine(x, self.W, self.b)
         out = x @ self.W
         out += self.b  # in place: one temporary fewer
         return out

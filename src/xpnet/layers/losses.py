@@ -25,16 +25,27 @@ class SoftmaxWithLoss(Layer):
         self.y = None
         self.t = None
         self._t_hot = None
+        self._backward_kernel = None
 
     def forward(self, x: Any, t: Any) -> Any:
         xp = self._ns(x)
         self.t = t
+        kernels = self._backend_for(x).kernels
+        if kernels.softmax_cross_entropy is not None:
+            fused = kernels.softmax_cross_entropy(x, t)
+            if fused is not None:
+                self.loss, self.y = fused
+                self._t_hot = None
+                self._backward_kernel = kernels.softmax_cross_entropy_backward
+                return self.loss
         self.y = softmax(x, xp=xp)
         self._t_hot = labels_as_one_hot(self.y, t, xp=xp)  # reused by backward
         self.loss = cross_entropy_error(self.y, self._t_hot, xp=xp)
         return self.loss
 
     def backward(self, dout: Any = 1) -> Any:
+        if self._t_hot is None:  # the backend's fused forward ran
+            return self._backward_kernel(self.y, self.t, dout)
         batch_size = self.y.shape[0]
         th = self._t_hot
         scale = dout / batch_size if isinstance(dout, (int, float)) else dout * (1.0 / batch_size)

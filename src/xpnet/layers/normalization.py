@@ -76,14 +76,18 @@ class BatchNormalization(Layer):
         kernels = backend_of(gamma).kernels
         self._col_dot = kernels.col_dot or self._portable_col_dot
         self._col_sum = kernels.col_sum or self._portable_col_sum
+        self._train_kernel = kernels.batchnorm_train
+        self._backward_kernel = kernels.batchnorm_backward
         self.input_shape: tuple[int, ...] | None = None
         self.running_mean = running_mean
         self.running_var = running_var
-        # kept for backward (the book's names; ``xn`` is computed on demand)
+        # kept for backward (the book's names; ``xn`` is computed on demand, and so are ``xc``
+        # and ``std`` where the backend's fused kernel ran: it keeps (x, mean, 1/std) instead)
         self.batch_size = None
         self._xn = None
-        self.xc = None
-        self.std = None
+        self._xc = None
+        self._std = None
+        self._saved = None
         self.dgamma = None
         self.dbeta = None
         #: optional preallocated arrays that ``backward`` writes ``dgamma`` / ``dbeta`` into
@@ -102,6 +106,29 @@ class BatchNormalization(Layer):
     @xn.setter
     def xn(self, value: Any) -> None:
         self._xn = value
+
+    @property
+    def xc(self) -> Any:
+        """The centred input ``x - mean`` of the last training forward pass."""
+        if self._xc is None and self._saved is not None:
+            x, mean, _ = self._saved
+            self._xc = x - mean
+        return self._xc
+
+    @xc.setter
+    def xc(self, value: Any) -> None:
+        self._xc, self._saved = value, None
+
+    @property
+    def std(self) -> Any:
+        """``sqrt(var + eps)`` of the last training forward pass, per feature."""
+        if self._std is None and self._saved is not None:
+            self._std = 1.0 / self._saved[2]
+        return self._std
+
+    @std.setter
+    def std(self, value: Any) -> None:
+        self._std, self._saved = value, None
 
     def _ns(self, x: Any) -> Any:
         return self._xp
@@ -124,6 +151,14 @@ class BatchNormalization(Layer):
                 "inference")
         if self.running_mean is None:
             self._init_running_stats(x)
+        if train_flg and self._train_kernel is not None:
+            out, mean, inv_std, self.running_mean, self.running_var = self._train_kernel(
+                x, self.gamma, self.beta, self.eps, self.running_mean, self.running_var,
+                self.momentum)
+            self.batch_size = x.shape[0]
+            self._xn = self._xc = self._std = None
+            self._saved = (x, mean, inv_std)
+            return out
         if train_flg:
             inv_n = 1.0 / x.shape[0]
             mu = self._col_sum(x) * inv_n  # (xp.mean is slower on NumPy)
@@ -176,6 +211,10 @@ class BatchNormalization(Layer):
         return xp.reshape(dx, self.input_shape) if len(self.input_shape) != 2 else dx
 
     def _backward(self, dout: Any) -> Any:
+        if self._saved is not None:  # the backend's fused forward ran
+            dx, self.dgamma, self.dbeta = self._backward_kernel(
+                dout, *self._saved, self.gamma, self.eps, self.dgamma_out, self.dbeta_out)
+            return dx
         # The book's chain of steps, collapsed to the closed form
         #   dx = k * (dout - sum(dout) / n - xn * sum(xn * dout) / n),   k = gamma / std
         # with the two sums being dbeta and dgamma, and xn = xc / std.
