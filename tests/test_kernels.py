@@ -207,16 +207,28 @@ def test_portable_kernels_are_all_none():
         dict(use_dropout=True, dropout_ratio=0.4),
         dict(activation="tanh", use_batchnorm=True, use_dropout=True),
         dict(activation="sigmoid"),
+        dict(activation="leaky_relu", use_batchnorm=True, use_dropout=True),
+        dict(activation="prelu", use_dropout=True, dropout_ratio=0.25),
+        dict(activation="elu", use_batchnorm=True, use_dropout=True),
+        dict(activation="maxout", use_batchnorm=True, use_dropout=True),
+        dict(normalization="layer", use_dropout=True),
+        dict(use_batchnorm=True, use_dropout=True, inverted_dropout=True),
     ],
-    ids=["bn-relu-dropout", "relu-dropout", "bn-tanh-dropout", "sigmoid"],
+    ids=["bn-relu-dropout", "relu-dropout", "bn-tanh-dropout", "sigmoid", "bn-leaky-dropout",
+         "prelu-dropout", "bn-elu-dropout", "maxout-bn-dropout", "layernorm-dropout",
+         "bn-inverted-dropout"],
 )
-def test_inference_fast_path_equals_layer_by_layer(backend, kw):
-    """predict(train_flg=False) works in place and folds scales; the plain loop is the oracle.
-    The caller's input must not be modified."""
+@pytest.mark.parametrize("blocked", [False, True], ids=["one-block", "row-blocks"])
+def test_inference_fast_path_equals_layer_by_layer(backend, kw, blocked):
+    """predict(train_flg=False) folds batch norm and dropout scales into the affine maps and
+    runs in row blocks; the plain layer loop is the oracle.  The caller's input must not be
+    modified."""
     rng = np.random.default_rng(7)
     x, t = rng.standard_normal((30, 2, 3, 2)), rng.integers(0, 4, 30)  # 4-D input
     net = xpnet.MultiLayerNetExtend(12, [10, 8], 4, backend=backend, seed=1, dtype="float64",
                                     **kw)
+    if blocked:
+        net.EVAL_BLOCK_VALUES = 12 * 7  # blocks of 8 rows: 8, 8, 8, 6
     for _ in range(5):  # non-trivial running statistics
         xpnet.SGD(lr=0.1).update(net.params, net.gradient(x, t))
     xb = backend.asarray(x, dtype="float64")

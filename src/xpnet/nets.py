@@ -79,6 +79,29 @@ NORMALIZATIONS: dict[str, type] = {"batch": BatchNormalization, "layer": LayerNo
 
 #: layers whose ``forward`` takes the book's ``train_flg``
 _TAKES_TRAIN_FLAG = (Dropout, BatchNormalization, LayerNormalization)
+#: activations through which a positive scale passes: ``f(k z) = k f(z)`` for ``k > 0``
+_HOMOGENEOUS = (Relu, LeakyRelu, PRelu)
+
+
+def _inplace_forward(layer: Any) -> Any:
+    """A layer's inference step, in place on a block the network owns where it can be."""
+    if hasattr(layer, "forward_inplace"):
+        return layer.forward_inplace
+    if isinstance(layer, _TAKES_TRAIN_FLAG):
+        return lambda x, f=layer.forward: f(x, False)
+    return layer.forward
+
+
+def _affine_stage(fused: Any, W: Any, b: Any) -> Any:
+    """``x @ W + b`` through the backend's ``affine`` kernel ``fused`` where it has one."""
+    if fused is not None:
+        return lambda x: fused(x, W, b)
+
+    def affine(x: Any) -> Any:
+        z = x @ W
+        z += b
+        return z
+    return affine
 
 
 def _check_activation(activation: Any, activation_params: Any) -> tuple[str, dict[str, Any]]:
@@ -427,48 +450,107 @@ class MultiLayerNetExtend(Network):
     def _predict(self, x: Any, train_flg: bool) -> Any:
         """:meth:`predict` of an input already checked and on the device."""
         if not train_flg:
-            x = self.layers[next(iter(self.layers))].forward(x)  # a fresh array from here on
-            for step in self._eval_plan:
-                x = step(x)
-            return x
+            return self._infer(x)
         for layer, takes_flag in self._train_layers:
             x = layer.forward(x, train_flg) if takes_flag else layer.forward(x)
         return x
 
-    def _build_eval_plan(self) -> list[Any]:
-        """In-place inference steps for every layer after the first (see :meth:`predict`)."""
-        layers = list(self.layers.values())[1:]
-        plan: list[Any] = []
-        skip = set()
-        for i, layer in enumerate(layers):
-            if i in skip:
+    # -- inference ----------------------------------------------------------------------------
+
+    #: Rows per block at inference: about this many values of the widest layer's activations
+    #: (1 MiB of float32), so that a block's activations stay in cache between the matrix
+    #: product that makes them and the bias, activation and next product that read them.
+    EVAL_BLOCK_VALUES = 2**18
+
+    def _build_eval_plan(self) -> list[tuple[str, Any, Any, Any]]:
+        """The inference stages (see :meth:`_infer`): ``("affine", Affine, BatchNormalization
+        or None, scale)`` -- the affine map with the batch norm after it and a dropout scale
+        folded in -- or ``("layer", layer, None, scale)`` for any other layer, in place where
+        it can be.
+
+        A non-inverted dropout's inference scale ``k = 1 - ratio`` is folded into the affine
+        (and batch norm) before it when only a positively homogeneous activation lies between
+        (``f(k z) = k f(z)`` for ``k > 0``: ReLU, leaky ReLU, PReLU); inverted dropout is the
+        identity at inference and drops out.  Layer normalization uses each sample's own
+        statistics at inference too: it is never folded.
+        """
+        layers = list(self.layers.values())
+        plan: list[tuple[str, Any, Any, Any]] = []
+        i = 0
+        while i < len(layers):
+            layer = layers[i]
+            if isinstance(layer, Dropout) and layer.inverted:
+                i += 1
                 continue
-            if isinstance(layer, BatchNormalization):
-                scale = 1.0
-                # BN -> ReLU -> Dropout: relu(z) * k == relu(z * k) for k > 0, so the dropout's
-                # test-time scale k = 1 - ratio can ride on the batch-norm scale; so can it for
-                # BN -> Dropout (maxout networks).  Inverted dropout is the identity here.
-                if (i + 2 < len(layers) and type(layers[i + 1]) is Relu
-                        and isinstance(layers[i + 2], Dropout)):
-                    at = i + 2
-                elif i + 1 < len(layers) and isinstance(layers[i + 1], Dropout):
-                    at = i + 1
-                else:
-                    at = None
-                if at is not None:
-                    if not layers[at].inverted:
-                        scale = 1.0 - layers[at].dropout_ratio
-                    skip.add(at)
-                plan.append(lambda x, bn=layer, k=scale: bn.forward_inplace(x, scale=k))
-            elif hasattr(layer, "forward_inplace"):
-                plan.append(layer.forward_inplace)
-            elif isinstance(layer, _TAKES_TRAIN_FLAG):
-                # dropout without an in-place form, and layer normalization: its statistics
-                # are the sample's own at inference too, so nothing can be folded
-                plan.append(lambda x, f=layer.forward: f(x, False))
-            else:
-                plan.append(layer.forward)
+            if type(layer) is not Affine:
+                plan.append(("layer", layer, None, 1.0))
+                i += 1
+                continue
+            bn = None
+            if i + 1 < len(layers) and type(layers[i + 1]) is BatchNormalization:
+                bn = layers[i + 1]
+                i += 1
+            scale, j = 1.0, i + 1
+            if j < len(layers) and isinstance(layers[j], _HOMOGENEOUS):
+                j += 1
+            if j < len(layers) and isinstance(layers[j], Dropout):
+                if not layers[j].inverted:
+                    scale = 1.0 - layers[j].dropout_ratio
+                plan.append(("affine", layer, bn, scale))
+                plan.extend(("layer", lyr, None, 1.0) for lyr in layers[i + 1:j])
+                i = j + 1
+                continue
+            plan.append(("affine", layer, bn, 1.0))
+            i += 1
         return plan
+
+    def _folded_stages(self) -> list[Any]:
+        """The plan with the current parameters folded in: a callable per stage."""
+        xp = self.xp
+        stages = []
+        for kind, layer, bn, k in self._eval_plan:
+            if kind == "layer":
+                stages.append(_inplace_forward(layer))
+                continue
+            W, b = layer.W, layer.b
+            if bn is not None:
+                if bn.running_mean is None:  # never trained: the book's zero statistics
+                    bn._init_running_stats(xp.reshape(b, (1, -1)))
+                # bn(x @ W + b) = x @ (W * a) + ((b - mean) * a + beta),  a = gamma / std
+                a = bn.gamma / xp.sqrt(bn.running_var + bn.eps)
+                if k != 1.0:
+                    a = a * k
+                W, b = W * a, (b - bn.running_mean) * a + (bn.beta * k if k != 1.0 else bn.beta)
+            elif k != 1.0:
+                W, b = W * k, b * k
+            stages.append(_affine_stage(self.backend.kernels.affine, W, b))
+        return stages
+
+    def _infer(self, x: Any) -> Any:
+        """Inference in row blocks through the folded stages; the caller's ``x`` is never
+        written to (the first stage allocates)."""
+        xp = self.xp
+        if x.ndim != 2:
+            x = xp.reshape(x, (x.shape[0], -1))
+        stages = self._folded_stages()
+        n = x.shape[0]
+        rows = max(8, self.EVAL_BLOCK_VALUES // max(self._widths()))
+        if n <= rows:
+            for stage in stages:
+                x = stage(x)
+            return x
+        out = None
+        for start in range(0, n, rows):
+            z = x[start:min(start + rows, n), ...]
+            for stage in stages:
+                z = stage(z)
+            if out is None:
+                out = xp.empty((n, z.shape[1]), dtype=z.dtype, device=self.backend.device)
+            out[start:min(start + rows, n), ...] = z
+        return out
+
+    def _widths(self) -> list[int]:
+        return [self.input_size, *self.hidden_size_list, self.output_size]
 
     def _weight_decay(self) -> Any:
         lam = self.weight_decay_lambda
