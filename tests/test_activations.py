@@ -99,7 +99,7 @@ def test_elementwise_bad_alpha(cls):
     for bad in (-0.1, float("nan"), float("inf")):
         with pytest.raises(ValueError, match=f"{cls.__name__}: alpha"):
             cls(bad)
-    with pytest.raises(TypeError, match="alpha must be a number"):
+    with pytest.raises(TypeError, match="alpha must be a real number"):
         cls("0.1x")
 
 

@@ -274,9 +274,9 @@ def test_norms_bad_arguments(backend):
                  lambda e: InstanceNormalization(g, b, eps=e),
                  lambda e: SpatialBatchNormalization(g, b, eps=e)):
         for bad in (0.0, -1e-5, float("nan"), float("inf")):
-            with pytest.raises(ValueError, match="eps must be a finite number > 0"):
+            with pytest.raises(ValueError, match="eps must be (> 0|a finite number)"):
                 make(bad)
-        with pytest.raises(TypeError, match="eps must be a number"):
+        with pytest.raises(TypeError, match="eps must be a real number"):
             make("small")
     for cls in (LayerNormalization, InstanceNormalization, SpatialBatchNormalization):
         with pytest.raises(ValueError, match="gamma and beta must be arrays of the same shape"):

@@ -14,17 +14,7 @@ from array_api_compat import array_namespace
 from array_api_compat import device as _device
 
 from xpnet.layers.base import Layer, write_into
-
-
-def _check_alpha(name: str, alpha: Any) -> float:
-    """``alpha`` as a finite float >= 0, or a ValueError/TypeError naming the layer."""
-    try:
-        value = float(alpha)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name}: alpha must be a number, got {alpha!r}") from None
-    if not math.isfinite(value) or value < 0.0:
-        raise ValueError(f"{name}: alpha must be a finite number >= 0, got {alpha!r}")
-    return value
+from xpnet.validation import as_float
 
 
 class Relu(Layer):
@@ -133,7 +123,7 @@ class LeakyRelu(Layer):
     """
 
     def __init__(self, alpha: float = 0.01, *, backend: Any = None):
-        self.alpha = _check_alpha("LeakyRelu", alpha)
+        self.alpha = as_float(alpha, "LeakyRelu: alpha", low=0.0)
         super().__init__(backend)
         self.mask = None
 
@@ -171,7 +161,7 @@ class Elu(Layer):
     """
 
     def __init__(self, alpha: float = 1.0, *, backend: Any = None):
-        self.alpha = _check_alpha("Elu", alpha)
+        self.alpha = as_float(alpha, "Elu: alpha", low=0.0)
         super().__init__(backend)
         self.mask = None
         self.x = None

@@ -10,7 +10,6 @@ backend has a fast path (:class:`xpnet.backend.Kernels` slots ``conv2d``/``conv2
 from __future__ import annotations
 
 import functools
-import operator
 from typing import Any
 
 from array_api_compat import array_namespace
@@ -24,19 +23,7 @@ from xpnet.functions import (
     max_pool2d_backward,
 )
 from xpnet.layers.base import Layer, write_into
-
-
-def _int_arg(name: str, value: Any, minimum: int) -> int:
-    """``value`` as an int >= ``minimum``, or a TypeError/ValueError naming ``name``."""
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer, got {value!r}") from None
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
+from xpnet.validation import as_int
 
 
 def _check_images(x: Any, c: int | None = None, what: str = "C") -> tuple[int, int, int, int]:
@@ -98,8 +85,8 @@ class Convolution(Layer):
 
     def __init__(self, W: Any, b: Any, stride: int = 1, pad: int = 0):
         super().__init__()
-        self.stride = _int_arg("stride", stride, 1)
-        self.pad = _int_arg("pad", pad, 0)
+        self.stride = as_int(stride, "stride", low=1)
+        self.pad = as_int(pad, "pad", low=0)
         if W.ndim != 4:
             raise ValueError(f"W must have shape (FN, C, FH, FW), got shape {tuple(W.shape)}")
         if tuple(b.shape) != (W.shape[0],):
@@ -233,10 +220,10 @@ class Pooling(Layer):
 
     def __init__(self, pool_h: int, pool_w: int, stride: int = 2, pad: int = 0, *,
                  backend: Any = None):
-        pool_h = _int_arg("pool_h", pool_h, 1)
-        pool_w = _int_arg("pool_w", pool_w, 1)
-        stride = _int_arg("stride", stride, 1)
-        pad = _int_arg("pad", pad, 0)
+        pool_h = as_int(pool_h, "pool_h", low=1)
+        pool_w = as_int(pool_w, "pool_w", low=1)
+        stride = as_int(stride, "stride", low=1)
+        pad = as_int(pad, "pad", low=0)
         if pad >= min(pool_h, pool_w):
             raise ValueError(f"pad must be smaller than the window ({pool_h}x{pool_w}), "
                              f"got pad={pad}: a window would hold padding only")

@@ -235,17 +235,6 @@ class BatchNormalization(Layer):
         return f"BatchNormalization({self.gamma.shape[0]}, momentum={self.momentum})"
 
 
-def _check_eps(name: str, eps: Any) -> float:
-    """``eps`` as a finite float > 0, or a ValueError/TypeError naming the layer."""
-    try:
-        value = float(eps)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name}: eps must be a number, got {eps!r}") from None
-    if not math.isfinite(value) or value <= 0.0:
-        raise ValueError(f"{name}: eps must be a finite number > 0, got {eps!r}")
-    return value
-
-
 def _check_affine(name: str, gamma: Any, beta: Any) -> int:
     """The length of ``gamma``/``beta`` (1-D, same shape), or a ValueError naming the layer."""
     if getattr(gamma, "ndim", None) != 1 or getattr(beta, "shape", None) != gamma.shape:
@@ -286,7 +275,7 @@ class _RowNormalization(Layer):
     def __init__(self, gamma: Any, beta: Any, eps: float):
         super().__init__()
         self.num_features = _check_affine(self._name, gamma, beta)
-        self.eps = _check_eps(self._name, eps)
+        self.eps = as_float(eps, f"{self._name}: eps", low=0.0, low_open=True)
         self.gamma = gamma
         self.beta = beta
         self._xp = array_namespace(gamma, beta)
@@ -555,7 +544,7 @@ class SpatialBatchNormalization(BatchNormalization):
                  running_mean: Any = None, running_var: Any = None, *,
                  eps: float = BATCHNORM_EPS):
         c = _check_affine("SpatialBatchNormalization", gamma, beta)
-        eps = _check_eps("SpatialBatchNormalization", eps)
+        eps = as_float(eps, "SpatialBatchNormalization: eps", low=0.0, low_open=True)
         for name, value in (("running_mean", running_mean), ("running_var", running_var)):
             if value is not None and tuple(getattr(value, "shape", ())) != (c,):
                 raise ValueError(f"SpatialBatchNormalization: {name} must have shape ({c},), "
