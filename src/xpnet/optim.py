@@ -6,6 +6,14 @@ the same keys, and the arrays of ``params`` are updated **in place** -- so a lay
 sums, moments) is created on the parameter's device, in its dtype, the first time a key is seen.
 Step sizes are Python floats, so float32 parameters stay float32.
 
+A parameter may also be a number -- a Python ``float``/``int`` or a NumPy scalar, as in the
+book's ``ch06/optimizer_compare_naive.py`` (``params['x'] = -7.0``).  Numbers cannot change in
+place, so the dict entry is *rebound* to the new value, which is what the book's
+``params[key] -= ...`` does to a number; its gradient may be a number or a 0-d array of any
+backend.  Such a key is stepped on the host in float64 with the book's formula, in the book's
+order of operations, and its state is kept as Python floats (``opt.v['x']``).  (A 0-d *array*
+is an array: updated in place, as the book's code does to a 0-d ``ndarray``.)
+
 Examples
 --------
 >>> import numpy as np
@@ -14,12 +22,17 @@ Examples
 >>> SGD(lr=0.5).update(params, {"w": np.array([1.0, 1.0])})
 >>> params["w"].tolist()
 [0.5, 1.5]
+>>> point = {"x": -7.0}                       # a number: the entry is rebound, as in the book
+>>> SGD(lr=0.95).update(point, {"x": -0.7})
+>>> point["x"]
+-6.335
 """
 
 from __future__ import annotations
 
 import inspect
 import math
+import numbers
 from typing import Any
 
 from array_api_compat import array_namespace
@@ -157,6 +170,8 @@ class Optimizer:
                 parts.append(f"gradients for unknown parameters {extra}")
             raise ValueError(f"grads must have the keys of params: {'; '.join(parts)}")
         for key, p in params.items():
+            if isinstance(p, bool):
+                raise TypeError(f"params[{key!r}] is a bool; expected an array or a number")
             g = grads[key]
             if tuple(_shape(g)) != tuple(_shape(p)):
                 raise ValueError(
@@ -167,15 +182,15 @@ class Optimizer:
             store = self.state[self.state_names[0]]
             for key, p in params.items():
                 old = store.get(key)
-                if old is not None and tuple(old.shape) != tuple(_shape(p)):
+                if old is not None and _shape(old) != _shape(p):
                     raise ValueError(
                         f"this {type(self).__name__} holds state for a parameter {key!r} of shape "
-                        f"{tuple(old.shape)}, but params[{key!r}] has shape {tuple(_shape(p))}: "
+                        f"{_shape(old)}, but params[{key!r}] has shape {_shape(p)}: "
                         "an optimizer's state belongs to one network; make a new optimizer "
                         "for each network"
                     )
-                if old is not None:
-                    self._check_placement(key, p)
+                if old is not None and not _is_number(old) and not _is_number(p):
+                    self._check_placement(key, p)  # numbers and their state live on the host
 
     def _check_layout(self, layout: Layout) -> None:
         mine = self._flat_layout
@@ -207,10 +222,13 @@ class Optimizer:
         """NonFiniteError naming the gradients that hold NaN or infinity."""
         if not grads:
             return
-        first = next(iter(grads.values()))
-        xp = array_namespace(first)
-        flat = grads.flat_view() if hasattr(grads, "flat_view") else None
-        bad = non_finite_names(xp, grads, flat=flat)
+        bad = [k for k, g in grads.items()
+               if isinstance(g, numbers.Real) and not math.isfinite(g)]
+        arrays = {k: g for k, g in grads.items() if not isinstance(g, numbers.Real)}
+        if arrays:
+            xp = array_namespace(next(iter(arrays.values())))
+            flat = grads.flat_view() if hasattr(grads, "flat_view") else None
+            bad += non_finite_names(xp, arrays, flat=flat)
         if bad:
             raise NonFiniteError(
                 f"non-finite gradients (NaN or inf) for {', '.join(bad)}: nothing was updated",
@@ -360,8 +378,9 @@ class Optimizer:
             net.to("torch"); opt.to("torch")
         """
         arrays = list(self._flat_state.values())
-        if not arrays:
-            arrays = [a for store in self.state.values() for a in store.values()]
+        if not arrays:  # (the state of number parameters stays on the host)
+            arrays = [a for store in self.state.values() for a in store.values()
+                      if not _is_number(a)]
         if not arrays:
             if backend is not None or device is not None:
                 get_backend(backend, device)  # still refuse an unknown backend or device
@@ -386,19 +405,27 @@ class Optimizer:
                 self.state[name] = layout.views(target.xp, buf)
         else:
             for name in self.state_names:
-                self.state[name] = {k: move(a) for k, a in self.state[name].items()}
+                self.state[name] = {k: a if _is_number(a) else move(a)
+                                    for k, a in self.state[name].items()}
         self._xp_type = None  # namespace and kernels are looked up again at the next step
         return self
 
     # -- state --------------------------------------------------------------------------------
 
     def _build(self, params: dict[str, Any]) -> None:
-        """Create zero state for parameters seen for the first time (Keras' ``build``)."""
+        """Create zero state for parameters seen for the first time (Keras' ``build``).
+
+        Numbers (see :func:`_is_number`) get theirs in :meth:`_step_number`."""
         for key, p in params.items():
+            if _is_number(p):
+                continue
             for name in self.state_names:
                 store = self.state[name]
-                if key not in store:
+                old = store.get(key)
+                if old is None:
                     store[key] = self._ns(p).zeros_like(p)
+                elif _is_number(old):  # the key was a number before: carry its state over
+                    store[key] = self._ns(p).full_like(p, float(old))
 
     def _build_flat(self, params: Any, flat: Any) -> None:
         """Create flat zero state for a :class:`~xpnet.params.ParamDict`; per-key entries
@@ -422,6 +449,10 @@ class Optimizer:
                check_finite: bool = False) -> None:
         """Update ``params`` in place from ``grads`` (same keys and shapes).
 
+        Arrays are updated in place; a parameter that is a number (Python ``float``/``int``,
+        NumPy scalar) is replaced in ``params`` by its new value, as the book's
+        ``params[key] -= ...`` does.
+
         ``check_finite=True`` first checks the gradients for NaN and infinity (one wait for the
         device) and raises :class:`xpnet.NonFiniteError` naming them, before anything is
         updated.
@@ -432,6 +463,9 @@ class Optimizer:
             If a parameter has no gradient, a gradient has no parameter or another shape, the
             optimizer's state was built for other parameters, or it lives on another backend or
             device than the parameters -- before anything is updated.
+        TypeError
+            If a parameter is a ``bool``, or the gradient of a number is not a number or a
+            0-d array -- before anything is updated.
         NonFiniteError
             With ``check_finite=True``, for non-finite gradients.
         """
@@ -453,11 +487,18 @@ class Optimizer:
                 self._step(None, flat_p, flat_g)  # the whole buffer at once
                 return
         self._check_keys_and_shapes(params, grads)
+        numbers_ = {key: _number_grad(key, p, grads[key])
+                    for key, p in params.items() if _is_number(p)}
         self._begin_step()
         if self.state_names:
             self._build(params)
         for key, p in params.items():
-            self._step(key, p, grads[key])
+            if key in numbers_:
+                # the type the book's arithmetic gives (float, np.float32, ...; ints -> float)
+                kind = type(p * 0.0)
+                params[key] = kind(self._step_number(key, float(p), numbers_[key]))
+            else:
+                self._step(key, p, grads[key])
 
     def _state(self, name: str, key: str | None) -> Any:
         """State array ``name`` of parameter ``key`` (``None``: the whole flat buffer)."""
@@ -468,6 +509,13 @@ class Optimizer:
 
     def _step(self, key: str | None, p: Any, g: Any) -> None:
         raise NotImplementedError  # pragma: no cover - abstract
+
+    def _step_number(self, key: str, p: float, g: float) -> float:
+        """The new value of a number parameter (float64, the book's order of operations)."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def _number_state(self, name: str, key: str) -> float:
+        return float(self.state[name].get(key, 0.0))
 
     def __repr__(self) -> str:
         hp = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
@@ -497,6 +545,24 @@ def _concat(parts: list[Any]) -> Any:
     return xp.concat(parts) if len(parts) > 1 else parts[0]
 
 
+def _is_number(x: Any) -> bool:
+    """A Python or NumPy real number (not an array, not a bool): stepped by rebinding."""
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
+def _number_grad(key: str, p: Any, g: Any) -> float:
+    """The gradient of number parameter ``key`` as a float (checked before any step)."""
+    if isinstance(g, bool):
+        raise TypeError(f"grads[{key!r}] is a bool; expected a number")
+    try:
+        return float(g)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"params[{key!r}] is a number ({p!r}), so grads[{key!r}] must be a number or a 0-d "
+            f"array, not {type(g).__name__}"
+        ) from exc
+
+
 def _describe(layout: Layout) -> str:
     items = list(layout.shapes.items())
     text = ", ".join(f"{k}{tuple(s)}" for k, s in items[:4])
@@ -511,6 +577,9 @@ class SGD(Optimizer):
 
     def _step(self, key: str | None, p: Any, g: Any) -> None:
         p -= self.lr * g
+
+    def _step_number(self, key: str, p: float, g: float) -> float:
+        return p - self.lr * g
 
 
 class Momentum(Optimizer):
@@ -540,6 +609,11 @@ class Momentum(Optimizer):
         v -= self.lr * g
         p += v
 
+    def _step_number(self, key: str, p: float, g: float) -> float:
+        v = self.momentum * self._number_state("v", key) - self.lr * g
+        self.state["v"][key] = v
+        return p + v
+
     def hyperparameters(self) -> dict[str, float]:
         return {"lr": self.lr, "momentum": self.momentum}
 
@@ -560,6 +634,14 @@ class Nesterov(Momentum):
         p -= ((1.0 + m) * self.lr) * g
         v *= m
         v -= self.lr * g
+
+    def _step_number(self, key: str, p: float, g: float) -> float:
+        m = self.momentum
+        v = self._number_state("v", key)
+        p = p + m * m * v
+        p = p - (1 + m) * self.lr * g
+        self.state["v"][key] = v * m - self.lr * g
+        return p
 
 
 class AdaGrad(Optimizer):
@@ -589,6 +671,11 @@ class AdaGrad(Optimizer):
             return
         h += g * g
         p -= self.lr * g / (xp.sqrt(h) + self.eps)
+
+    def _step_number(self, key: str, p: float, g: float) -> float:
+        h = self._number_state("h", key) + g * g
+        self.state["h"][key] = h
+        return p - self.lr * g / (math.sqrt(h) + self.eps)
 
     def hyperparameters(self) -> dict[str, float]:
         return {"lr": self.lr, "eps": self.eps}
@@ -624,6 +711,12 @@ class RMSprop(Optimizer):
         h *= self.decay_rate
         h += (1.0 - self.decay_rate) * (g * g)
         p -= self.lr * g / (xp.sqrt(h) + self.eps)
+
+    def _step_number(self, key: str, p: float, g: float) -> float:
+        h = self._number_state("h", key) * self.decay_rate
+        h = h + (1 - self.decay_rate) * g * g
+        self.state["h"][key] = h
+        return p - self.lr * g / (math.sqrt(h) + self.eps)
 
     def hyperparameters(self) -> dict[str, float]:
         return {"lr": self.lr, "decay_rate": self.decay_rate, "eps": self.eps}
@@ -729,6 +822,25 @@ class Adam(Optimizer):
         denom = xp.sqrt(v) / self._bc2_sqrt + self.eps
         p -= self._step_size * (m / denom)
 
+    def _step_number(self, key: str, p: float, g: float) -> float:
+        return self._adam_number(key, p, g, 1.0)
+
+    def _adam_number(self, key: str, p: float, g: float, decay: float) -> float:
+        """:meth:`_adam_step` for a number, in the same order of operations."""
+        m = self._number_state("m", key)
+        v = self._number_state("v", key)
+        if decay != 1.0:
+            p = p * decay
+        m = m + (1 - self.beta1) * (g - m)
+        if self.eps_style != "torch":
+            v = v + (1 - self.beta2) * (g * g - v)
+            p = p - self._lr_t * m / (math.sqrt(v) + self.eps)
+        else:
+            v = v * self.beta2 + (1 - self.beta2) * (g * g)
+            p = p - self._step_size * (m / (math.sqrt(v) / self._bc2_sqrt + self.eps))
+        self.state["m"][key], self.state["v"][key] = m, v
+        return p
+
     def hyperparameters(self) -> dict[str, Any]:
         hp: dict[str, Any] = {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2,
                               "eps": self.eps}
@@ -776,6 +888,9 @@ class AdamW(Adam):
 
     def _step(self, key: str | None, p: Any, g: Any) -> None:
         self._adam_step(key, p, g, 1.0 - self.lr * self.weight_decay)
+
+    def _step_number(self, key: str, p: float, g: float) -> float:
+        return self._adam_number(key, p, g, 1.0 - self.lr * self.weight_decay)
 
     def hyperparameters(self) -> dict[str, Any]:
         return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps,
