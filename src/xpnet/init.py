@@ -25,6 +25,9 @@ import numpy as np
 __all__ = ["INIT_NAMES", "draw_conv_net_params", "draw_network_params", "draw_weights",
            "init_std"]
 
+#: Random streams drawn from as they are (anything else seeds ``numpy.random.default_rng``).
+_STREAMS = (np.random.Generator, np.random.RandomState)
+
 #: Names accepted for ``weight_init_std`` besides a positive float.
 INIT_NAMES = ("relu", "he", "sigmoid", "xavier")
 
@@ -75,9 +78,11 @@ def draw_weights(sizes: list[int], weight_init_std: Any, seed: Any = None,
     """Host (NumPy) weights and zero biases for consecutive layer ``sizes``.
 
     Returns ``[(W1, b1), (W2, b2), ...]`` with ``W_i`` of shape ``(sizes[i-1], sizes[i])``,
-    each ``std * standard_normal`` from one ``numpy.random.default_rng(seed)`` stream.
+    each ``std * standard_normal`` from one ``numpy.random.default_rng(seed)`` stream.  ``seed``
+    may also be a ``Generator`` or a legacy ``numpy.random.RandomState``, drawn from as it is
+    (with NumPy's global ``RandomState`` the weights are the book's ``std * np.random.randn``).
     """
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    rng = seed if isinstance(seed, _STREAMS) else np.random.default_rng(seed)
     out = []
     for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=False):
         std = init_std(weight_init_std, fan_in)
@@ -88,7 +93,8 @@ def draw_weights(sizes: list[int], weight_init_std: Any, seed: Any = None,
 
 def draw_network_params(sizes: list[int], weight_init_std: Any, seed: Any = None, *,
                         batchnorm: bool = False, float64: bool = False,
-                        maxout_pieces: int = 1, prelu_alpha: float | None = None
+                        maxout_pieces: int = 1, prelu_alpha: float | None = None,
+                        dropout: bool = True
                         ) -> tuple[np.ndarray, dict[str, tuple[int, ...]], int | None]:
     """Host parameters of a book network, packed into one flat array.
 
@@ -97,7 +103,9 @@ def draw_network_params(sizes: list[int], weight_init_std: Any, seed: Any = None
     and a shift per hidden unit: batch or layer norm), then ``alpha1, alpha2, ...`` (every entry
     ``prelu_alpha``) when ``prelu_alpha`` is given, in the order of ``shapes``;
     ``dropout_seed`` is drawn from the same stream (None without a seed) so that dropout masks
-    are reproducible too.
+    are reproducible too.  ``seed`` may be a ``numpy.random.RandomState`` (see
+    :func:`draw_weights`); from one, the dropout seed is drawn only when ``dropout``, so that a
+    network without dropout takes exactly the book's draws from it.
 
     ``maxout_pieces > 1`` gives every hidden ``W{i}`` (and ``b{i}``) ``maxout_pieces`` times the
     columns, for :class:`~xpnet.layers.Maxout` layers; the standard deviation still comes from
@@ -114,7 +122,7 @@ def draw_network_params(sizes: list[int], weight_init_std: Any, seed: Any = None
     if pieces < 1:
         raise ValueError(f"maxout_pieces must be >= 1, got {maxout_pieces!r}")
     dtype = np.float64 if float64 else np.float32
-    rng = np.random.default_rng(seed)
+    rng = seed if isinstance(seed, _STREAMS) else np.random.default_rng(seed)
     arrays: dict[str, np.ndarray] = {}
     n_hidden = len(sizes) - 2
     # the random stream is consumed layer by layer in the same order for every architecture
@@ -132,7 +140,10 @@ def draw_network_params(sizes: list[int], weight_init_std: Any, seed: Any = None
         for i in range(1, n_hidden + 1):
             arrays[f"alpha{i}"] = np.full(sizes[i], float(prelu_alpha), dtype)
     flat = np.concatenate([a.reshape(-1) for a in arrays.values()])
-    dropout_seed = None if seed is None else int(rng.integers(2**31))
+    if isinstance(rng, np.random.RandomState):
+        dropout_seed = int(rng.randint(2**31)) if dropout else None
+    else:
+        dropout_seed = None if seed is None else int(rng.integers(2**31))
     return flat, {k: a.shape for k, a in arrays.items()}, dropout_seed
 
 

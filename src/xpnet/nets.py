@@ -19,13 +19,13 @@ Examples
 
 from __future__ import annotations
 
-import itertools
 import math
 import operator
 from collections.abc import Mapping
 from typing import Any
 
 from xpnet.backend import Backend, default_dtype, get_backend
+from xpnet.gradient import numerical_gradient
 from xpnet.init import draw_network_params
 from xpnet.layers import (
     Affine,
@@ -42,7 +42,7 @@ from xpnet.layers import (
     Tanh,
 )
 from xpnet.network import Network
-from xpnet.params import allocate
+from xpnet.params import ParamDict, allocate
 from xpnet.validation import as_float, as_int, check_features, check_labels, host_array
 
 __all__ = ["ACTIVATIONS", "ACTIVATION_PARAMS", "NORMALIZATIONS", "MultiLayerNet",
@@ -227,8 +227,10 @@ class MultiLayerNetExtend(Network):
     dtype : {'float32', 'float64'}, optional
         Parameter and activation dtype; float64 for gradient checks.  None (the default):
         the default dtype (:func:`xpnet.set_default_backend`, ``XPNET_DTYPE``, else float32).
-    seed : int, optional
-        Seeds the initial weights (identical on every backend) and the dropout masks.
+    seed : int or numpy.random.RandomState, optional
+        Seeds the initial weights (identical on every backend) and the dropout masks.  A
+        ``RandomState`` is drawn from as the book does (``std * randn``, layer by layer), so
+        ``np.random.mtrand._rand`` (NumPy's global state) gives the book's initial weights.
     check_values : bool or None
         What the entry checks read besides shapes and dtypes (see Notes).  None (the
         default): label values when the labels are host data; True: also inputs' finiteness,
@@ -283,7 +285,7 @@ class MultiLayerNetExtend(Network):
                  dropout_ratio: float | None = None, activation_params: dict | None = None,
                  normalization: str | None = None, inverted_dropout: bool = False,
                  backend: Any = None, device: Any = None, dtype: Any = None,
-                 seed: int | None = None, check_values: bool | None = None):
+                 seed: Any = None, check_values: bool | None = None):
         sizes = _check_sizes(input_size, hidden_size_list, output_size)
         act, act_params = _check_activation(activation, activation_params)
         norm = _check_normalization(normalization, use_batchnorm)
@@ -324,6 +326,7 @@ class MultiLayerNetExtend(Network):
             float64=self.dtype == self.xp.float64,
             maxout_pieces=act_params["pieces"] if maxout else 1,
             prelu_alpha=act_params["alpha"] if act == "prelu" else None,
+            dropout=self.use_dropout,
         )
         self.params, self._grads = self._allocate(flat_host, shapes)
         p = self.params
@@ -565,6 +568,10 @@ class MultiLayerNetExtend(Network):
 
     def loss(self, x: Any, t: Any, train_flg: bool = False) -> Any:
         """Mean cross entropy plus the weight-decay term, as a 0-d array on the device."""
+        return self._device_loss(x, t, train_flg)
+
+    def _device_loss(self, x: Any, t: Any, train_flg: bool) -> Any:
+        # what gradient() and numerical_gradient() use, whatever a subclass makes of loss()
         x = self._x(x)
         t = self._t(t, x.shape[0])  # both checked before any layer runs
         y = self._predict(x, train_flg)
@@ -604,7 +611,8 @@ class MultiLayerNetExtend(Network):
         Each call returns a new dict, but its arrays are views of one gradient buffer that the
         *next* call overwrites (as PyTorch's ``.grad``): replacing an entry of the dict is
         harmless, keeping the arrays across calls is not.  ``copy=True`` returns arrays of their
-        own, to keep (``dict(g)`` or ``g.copy()`` would still share them).
+        own, to keep (``dict(g)`` or ``g.copy()`` would still share them): views of a copy of
+        the buffer (one copy), which optimizers still update in whole-buffer steps.
 
         ``check_finite=True`` raises :class:`xpnet.NonFiniteError` naming the loss and the
         gradients that hold NaN or infinity -- for the book's hand-written loop; it waits for
@@ -617,7 +625,7 @@ class MultiLayerNetExtend(Network):
             # stays the data gradient (as in the book) and the buffer gets dW + lambda * W
             for key, layer in weights:
                 layer.dW_out = None if lam else self._grads[key]
-        self.last_loss = self.loss(x, t, train_flg=True)
+        self.last_loss = self._device_loss(x, t, True)
         dout = self.last_layer.backward(1)
         for layer in reversed(self.layers.values()):
             dout = layer.backward(dout)  # None after the first layer (need_dx=False)
@@ -635,37 +643,28 @@ class MultiLayerNetExtend(Network):
         if check_finite:
             self._raise_if_non_finite(self.last_loss, grads)
         if copy:
+            if self._grads is not None:
+                return ParamDict(self.xp, self.xp.asarray(self._grads.flat, copy=True),
+                                 self._grads.layout)
             return {k: self.xp.asarray(v, copy=True) for k, v in grads.items()}
         return grads
 
     def numerical_gradient(self, x: Any, t: Any, h: float = 1e-4) -> dict[str, Any]:
         """Central-difference gradients of ``loss(x, t, train_flg=True)`` (slow; for checks).
 
-        Use ``dtype='float64'`` and dropout off: with dropout every loss evaluation draws a
-        new mask.
+        Each parameter is varied in place, one element at a time, by
+        :func:`xpnet.gradient.numerical_gradient`; the losses stay on the device until the
+        end of each parameter.  Use ``dtype='float64'`` and dropout off: with dropout every
+        loss evaluation draws a new mask.
         """
         h = as_float(h, "h", low=0.0, low_open=True)
         x = self._x(x)
         t = self._t(t, x.shape[0])
-        be = self.backend
 
-        def f() -> float:
-            return be.to_float(self.loss(x, t, train_flg=True))
+        def f(_: Any) -> Any:
+            return self._device_loss(x, t, True)
 
-        grads = {}
-        for key, p in self.params.items():
-            host = be.to_numpy(p)  # exact original values to restore
-            g = []
-            for idx in itertools.product(*(range(n) for n in p.shape)):
-                orig = float(host[idx])
-                p[idx] = orig + h
-                fxh1 = f()
-                p[idx] = orig - h
-                fxh2 = f()
-                p[idx] = orig
-                g.append((fxh1 - fxh2) / (2 * h))
-            grads[key] = self.xp.reshape(be.asarray(g, dtype=self.dtype), p.shape)
-        return grads
+        return {key: numerical_gradient(f, p, h) for key, p in self.params.items()}
 
     def __repr__(self) -> str:
         sizes = [self.input_size, *self.hidden_size_list, self.output_size]
@@ -705,7 +704,7 @@ class MultiLayerNet(MultiLayerNetExtend):
                  activation: str = "relu", weight_init_std: Any = "relu",
                  weight_decay_lambda: float = 0, *, activation_params: dict | None = None,
                  backend: Any = None, device: Any = None, dtype: Any = None,
-                 seed: int | None = None, check_values: bool | None = None):
+                 seed: Any = None, check_values: bool | None = None):
         super().__init__(input_size, hidden_size_list, output_size, activation,
                          weight_init_std, weight_decay_lambda,
                          activation_params=activation_params, backend=backend, device=device,
