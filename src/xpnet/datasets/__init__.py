@@ -9,6 +9,7 @@
 * :func:`load_titanic`: the bundled Titanic passenger table, standardized on its
   training split.
 * :func:`read_idx`: one MNIST IDX file (images or labels, gzip or raw).
+* :func:`shuffle_dataset`: the book's joint shuffle of inputs and labels.
 
 See ``xpnet/datasets/data/ATTRIBUTION.txt`` for where the bundled files come from.
 """
@@ -22,6 +23,7 @@ from xpnet.datasets.mnist import (
     load_mnist_cached,
     mnist_cache_dir,
 )
+from xpnet.datasets.shuffle import shuffle_dataset
 from xpnet.datasets.titanic import TITANIC_FEATURES, load_titanic
 
 __all__ = [
@@ -34,4 +36,5 @@ __all__ = [
     "load_titanic",
     "mnist_cache_dir",
     "read_idx",
+    "shuffle_dataset",
 ]
