@@ -10,8 +10,9 @@ MODULES = ["xpnet.backend", "xpnet.backend._base", "xpnet.functions", "xpnet.ini
            "xpnet.plotting", "xpnet.trainer", "xpnet.datasets.mnist", "xpnet.preprocessing",
            "xpnet.gradcheck", "xpnet.ensemble", "xpnet.layers.activations", "xpnet.layers.conv",
            "xpnet.layers.normalization", "xpnet.checkpoint", "xpnet.network", "xpnet.errors",
-           "xpnet.layers.dropout",
-           "xpnet.convnet"]
+           "xpnet.layers.dropout", "xpnet.convnet", "xpnet.gradient", "xpnet.datasets.shuffle",
+           "xpnet.book", "xpnet.book.common.functions", "xpnet.book.common.multi_layer_net",
+           "xpnet.book.common.multi_layer_net_extend"]
 
 
 @pytest.mark.parametrize("name", MODULES)

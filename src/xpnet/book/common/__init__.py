@@ -1,0 +1,1 @@
+"""The book's ``common/`` package (see :mod:`xpnet.book`)."""

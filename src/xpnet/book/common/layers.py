@@ -1,0 +1,42 @@
+"""The book's ``common/layers.py``: the layers of :mod:`xpnet.layers`.
+
+Same names, constructor arguments and attributes (``forward``/``backward``, ``dW``/``db``,
+``dgamma``/``dbeta``); the layers work on arrays of any backend and take it from their inputs.
+As in the book, a star import also brings the functions of ``common/functions.py`` and ``np``.
+"""
+
+import numpy as np
+
+from xpnet.book.common.functions import (
+    cross_entropy_error,
+    identity_function,
+    relu,
+    relu_grad,
+    sigmoid,
+    sigmoid_grad,
+    softmax,
+    softmax_loss,
+    step_function,
+    sum_squared_error,
+)
+from xpnet.layers import Affine, BatchNormalization, Dropout, Relu, Sigmoid, SoftmaxWithLoss
+
+__all__ = [
+    "Affine",
+    "BatchNormalization",
+    "Dropout",
+    "Relu",
+    "Sigmoid",
+    "SoftmaxWithLoss",
+    "cross_entropy_error",
+    "identity_function",
+    "np",
+    "relu",
+    "relu_grad",
+    "sigmoid",
+    "sigmoid_grad",
+    "softmax",
+    "softmax_loss",
+    "step_function",
+    "sum_squared_error",
+]

@@ -1,0 +1,1 @@
+"""The book's ``dataset/`` package (see :mod:`xpnet.book`)."""
