@@ -16,19 +16,19 @@ import book_reference as book
 import xpnet
 from conftest import assert_close, assert_on_backend
 
-# What ``from common.X import *`` gives in the book (its modules have no __all__), minus the
-# convolution names (Convolution, Pooling, im2col, col2im, conv_output_size): not in xpnet yet.
+# What ``from common.X import *`` gives in the book (its modules have no __all__).
 _FUNCTIONS = ["cross_entropy_error", "identity_function", "np", "relu", "relu_grad", "sigmoid",
               "sigmoid_grad", "softmax", "softmax_loss", "step_function", "sum_squared_error"]
-_LAYERS = ["Affine", "BatchNormalization", "Dropout", "Relu", "Sigmoid", "SoftmaxWithLoss",
-           *_FUNCTIONS]
+_LAYERS = ["Affine", "BatchNormalization", "Convolution", "Dropout", "Pooling", "Relu", "Sigmoid",
+           "SoftmaxWithLoss", "col2im", "im2col", *_FUNCTIONS]
 _OPTIMIZERS = ["AdaGrad", "Adam", "Momentum", "Nesterov", "RMSprop", "SGD"]
 BOOK_NAMES = {
     "common.functions": _FUNCTIONS,
     "common.layers": _LAYERS,
     "common.gradient": ["np", "numerical_gradient", "numerical_gradient_2d"],
     "common.optimizer": [*_OPTIMIZERS, "np"],
-    "common.util": ["np", "shuffle_dataset", "smooth_curve"],
+    "common.util": ["col2im", "conv_output_size", "im2col", "np", "shuffle_dataset",
+                    "smooth_curve"],
     "common.multi_layer_net": ["MultiLayerNet", "OrderedDict", "numerical_gradient", "os",
                                "sys", *_LAYERS],
     "common.multi_layer_net_extend": ["MultiLayerNetExtend", "OrderedDict",
@@ -84,8 +84,11 @@ def test_the_mirror_reexports_xpnet_objects():
         assert getattr(optimizer, name) is getattr(xpnet, name)
         assert getattr(trainer, name) is getattr(xpnet, name)
     assert trainer.Trainer is xpnet.Trainer
-    for name in ("Affine", "BatchNormalization", "Dropout", "Relu", "Sigmoid", "SoftmaxWithLoss"):
+    for name in ("Affine", "BatchNormalization", "Convolution", "Dropout", "Pooling", "Relu",
+                 "Sigmoid", "SoftmaxWithLoss"):
         assert getattr(layers, name) is getattr(xpnet.layers, name)
+    for name in ("im2col", "col2im", "conv_output_size"):
+        assert getattr(util, name) is getattr(xpnet.functions, name)
     for name in ("relu", "sigmoid", "softmax", "step_function", "identity_function"):
         assert getattr(layers, name) is getattr(xpnet.functions, name)
     assert gradient.numerical_gradient is xpnet.gradient.numerical_gradient

@@ -31,6 +31,7 @@ import array_api_compat
 import numpy as np
 
 from xpnet.backend import backend_of, to_host
+from xpnet.devicelog import to_floats
 
 __all__ = ["numerical_gradient", "numerical_gradient_2d"]
 
@@ -50,22 +51,11 @@ def _check(x: Any, h: float) -> Any:
 
 
 def _host_float64(values: list[Any]) -> np.ndarray:
-    """Values returned by ``f`` (numbers, NumPy scalars, 0-d arrays of any backend) as one
-    float64 NumPy array, with one device transfer per library and device."""
-    out = np.empty(len(values), dtype=np.float64)
-    groups: dict[tuple[type, str], list[int]] = {}
-    for i, v in enumerate(values):
-        if isinstance(v, (numbers.Real, np.ndarray)):
-            out[i] = float(v)
-        elif array_api_compat.is_array_api_obj(v):
-            groups.setdefault((type(v), str(array_api_compat.device(v))), []).append(i)
-        else:
-            raise TypeError(f"f must return a number or a 0-d array, not {type(v).__name__}")
-    for idx in groups.values():
-        xp = array_api_compat.array_namespace(values[idx[0]])
-        stacked = xp.stack([xp.reshape(values[i], ()) for i in idx])
-        out[idx] = np.asarray(to_host(stacked), dtype=np.float64)
-    return out
+    """What ``f`` returned, as float64 on the host: one copy per library and device."""
+    try:
+        return np.asarray(to_floats(values), dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"f must return a number or a 0-d array: {exc}") from exc
 
 
 def _central_differences(f: Callable[[Any], Any], x: Any, h: float,

@@ -2,7 +2,8 @@
 
 Same names, constructor arguments and attributes (``forward``/``backward``, ``dW``/``db``,
 ``dgamma``/``dbeta``); the layers work on arrays of any backend and take it from their inputs.
-As in the book, a star import also brings the functions of ``common/functions.py`` and ``np``.
+As in the book, a star import also brings the functions of ``common/functions.py``, ``im2col``,
+``col2im`` and ``np``.
 """
 
 import numpy as np
@@ -19,17 +20,31 @@ from xpnet.book.common.functions import (
     step_function,
     sum_squared_error,
 )
-from xpnet.layers import Affine, BatchNormalization, Dropout, Relu, Sigmoid, SoftmaxWithLoss
+from xpnet.book.common.util import col2im, im2col
+from xpnet.layers import (
+    Affine,
+    BatchNormalization,
+    Convolution,
+    Dropout,
+    Pooling,
+    Relu,
+    Sigmoid,
+    SoftmaxWithLoss,
+)
 
 __all__ = [
     "Affine",
     "BatchNormalization",
+    "Convolution",
     "Dropout",
+    "Pooling",
     "Relu",
     "Sigmoid",
     "SoftmaxWithLoss",
+    "col2im",
     "cross_entropy_error",
     "identity_function",
+    "im2col",
     "np",
     "relu",
     "relu_grad",

@@ -9,17 +9,21 @@ from typing import Any
 import numpy as np
 
 import xpnet
-from xpnet.book._nets import BookNet, book_dtype, book_seed
+from xpnet.book.common._nets import BookNet, book_dtype, book_seed
 from xpnet.book.common.gradient import numerical_gradient
 from xpnet.book.common.layers import (
     Affine,
     BatchNormalization,
+    Convolution,
     Dropout,
+    Pooling,
     Relu,
     Sigmoid,
     SoftmaxWithLoss,
+    col2im,
     cross_entropy_error,
     identity_function,
+    im2col,
     relu,
     relu_grad,
     sigmoid,
@@ -33,14 +37,18 @@ from xpnet.book.common.layers import (
 __all__ = [
     "Affine",
     "BatchNormalization",
+    "Convolution",
     "Dropout",
     "MultiLayerNet",
     "OrderedDict",
+    "Pooling",
     "Relu",
     "Sigmoid",
     "SoftmaxWithLoss",
+    "col2im",
     "cross_entropy_error",
     "identity_function",
+    "im2col",
     "np",
     "numerical_gradient",
     "os",
