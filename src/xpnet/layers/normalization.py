@@ -53,6 +53,11 @@ class BatchNormalization(Layer):
         Start values; zeros of the input's width when omitted.
     eps : float
         Added to the variance.
+    allow_batch_of_one : bool
+        Train on a batch of one row as the book's layer does (outputs ``beta``, zero gradients
+        but ``dbeta``) instead of raising; :mod:`xpnet.book`'s networks set it, for the book's
+        ``batch_norm_gradient_check.py``, which checks gradients on one digit.  Also an
+        attribute.
 
     Raises
     ------
@@ -60,13 +65,14 @@ class BatchNormalization(Layer):
         From ``forward`` while training on a batch of fewer than two rows: the batch variance
         of one row is zero, every output is ``beta`` and every gradient but ``dbeta`` is zero
         (PyTorch raises too: "Expected more than 1 value per channel when training").  A shape
-        check, no device wait.
+        check, no device wait.  Not with ``allow_batch_of_one``.
     """
 
     def __init__(self, gamma: Any, beta: Any, momentum: float = 0.9,
                  running_mean: Any = None, running_var: Any = None, *,
-                 eps: float = BATCHNORM_EPS):
+                 eps: float = BATCHNORM_EPS, allow_batch_of_one: bool = False):
         super().__init__()
+        self.allow_batch_of_one = bool(allow_batch_of_one)
         self.gamma = gamma
         self.beta = beta
         self.momentum = as_float(momentum, "momentum", low=0.0, high=1.0)
@@ -143,7 +149,7 @@ class BatchNormalization(Layer):
 
     def _forward(self, x: Any, train_flg: bool) -> Any:
         xp = self._xp
-        if train_flg and x.shape[0] < 2:
+        if train_flg and x.shape[0] < 2 and not self.allow_batch_of_one:
             raise ValueError(
                 f"batch normalization in training needs at least 2 values per feature, got "
                 f"{x.shape[0]} (a batch of one): the variance of one value is zero and every "

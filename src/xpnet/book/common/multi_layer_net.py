@@ -33,6 +33,7 @@ from xpnet.book.common.layers import (
     step_function,
     sum_squared_error,
 )
+from xpnet.network import register_network
 
 __all__ = [
     "Affine",
@@ -89,3 +90,8 @@ class MultiLayerNet(BookNet, xpnet.MultiLayerNet):
         super().__init__(input_size, hidden_size_list, output_size, activation,
                          weight_init_std, weight_decay_lambda, backend=backend, device=device,
                          dtype=book_dtype(dtype), seed=book_seed(seed))
+
+
+# Defining the class above registered it for checkpoints under xpnet's name (the registry
+# is keyed by class name): give the name back to xpnet's MultiLayerNet.
+register_network(xpnet.MultiLayerNet)

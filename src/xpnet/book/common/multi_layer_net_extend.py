@@ -33,6 +33,7 @@ from xpnet.book.common.layers import (
     step_function,
     sum_squared_error,
 )
+from xpnet.network import register_network
 
 __all__ = [
     "Affine",
@@ -68,7 +69,7 @@ class MultiLayerNetExtend(BookNet, xpnet.MultiLayerNetExtend):
     """:class:`xpnet.MultiLayerNetExtend` as the book's scripts expect it.
 
     Same arguments (``use_dropout``, ``dropout_ration``, ``use_batchnorm``, ...) plus xpnet's
-    keywords ``backend``, ``device``, ``dtype``, ``seed``.  Four differences from xpnet's
+    keywords ``backend``, ``device``, ``dtype``, ``seed``.  Five differences from xpnet's
     class, all for the book's scripts to run unchanged and print the book's numbers:
 
     * ``dtype`` defaults to **float64** (the book computes in float64) unless a default dtype
@@ -83,6 +84,8 @@ class MultiLayerNetExtend(BookNet, xpnet.MultiLayerNetExtend):
     * ``gradient`` returns arrays of their own (one copy of the gradient buffer), so
       gradients kept across calls stay valid as in the book; ``copy=False`` gives xpnet's
       views.
+    * Batch normalization trains on a batch of one row, as the book's does (xpnet's refuses
+      it): the book's ``batch_norm_gradient_check.py`` checks gradients on one digit.
 
     ``isinstance(net, xpnet.MultiLayerNetExtend)`` holds.
 
@@ -103,3 +106,11 @@ class MultiLayerNetExtend(BookNet, xpnet.MultiLayerNetExtend):
                          weight_init_std, weight_decay_lambda, use_dropout, dropout_ration,
                          use_batchnorm, dropout_ratio=dropout_ratio, backend=backend,
                          device=device, dtype=book_dtype(dtype), seed=book_seed(seed))
+        for layer in self.layers.values():
+            if isinstance(layer, BatchNormalization):
+                layer.allow_batch_of_one = True  # the book's gradient check uses one digit
+
+
+# Defining the class above registered it for checkpoints under xpnet's name (the registry
+# is keyed by class name): give the name back to xpnet's MultiLayerNetExtend.
+register_network(xpnet.MultiLayerNetExtend)
