@@ -13,7 +13,8 @@ book                              xpnet
 ``common.gradient``               :mod:`xpnet.gradient`
 ``common.optimizer``              :mod:`xpnet.optim`
 ``common.util``                   :func:`xpnet.plotting.smooth_curve`,
-                                  :func:`xpnet.datasets.shuffle_dataset`
+                                  :func:`xpnet.datasets.shuffle_dataset`, ``im2col``,
+                                  ``col2im``, ``conv_output_size`` of :mod:`xpnet.functions`
 ``common.multi_layer_net``        :class:`xpnet.MultiLayerNet`, float64 by default, float loss
 ``common.multi_layer_net_extend`` :class:`xpnet.MultiLayerNetExtend`, likewise
 ``common.trainer``                :class:`xpnet.Trainer`
@@ -24,7 +25,8 @@ The mechanical rule: ``from common.X`` -> ``from xpnet.book.common.X`` and ``fro
 -> ``from xpnet.book.dataset.mnist``.  The backend comes from the default backend
 (``XPNET_BACKEND=torch python script.py``, or :func:`xpnet.set_default_backend`); the networks
 compute in float64, as the book does, unless a dtype is chosen (``dtype=``, ``XPNET_DTYPE`` or
-the default backend's dtype).
+the default backend's dtype), draw the book's initial weights from NumPy's global random state,
+return losses as Python floats, and let batch normalization train on one row as the book's does.
 
 Examples
 --------
