@@ -149,3 +149,31 @@ def test_a_number_that_becomes_a_0d_array_keeps_its_state(backend, name):
     bx, by = book.path(name)
     np.testing.assert_allclose(xs, bx, rtol=0, atol=1e-12)
     np.testing.assert_allclose(ys, by, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("cls_name, oracle, hp", [
+    ("Adam", "torch_adam", {"lr": 0.3, "eps": 1e-8}),
+    ("AdamW", "torch_adamw", {"lr": 0.3, "eps": 1e-8, "weight_decay": 0.1}),
+])
+def test_torch_style_adam_on_numbers(backend, cls_name, oracle, hp):
+    """Adam(eps_style='torch') and AdamW step numbers as they step arrays: the documented
+    torch.optim update (tests/oracles.py), on numbers and on the backend's 0-d arrays."""
+    import oracles
+    import xpnet.optim as optim
+
+    extra = {"eps_style": "torch"} if cls_name == "Adam" else {}
+    ref = oracles.OptimizerRun(getattr(oracles, oracle), {"x": -7.0, "y": 2.0}, **hp)
+    numbers_ = {"x": -7.0, "y": 2.0}
+    arrays = {k: backend.asarray(v, dtype="float64") for k, v in numbers_.items()}
+    o_num = getattr(optim, cls_name)(**hp, **extra)
+    o_arr = getattr(optim, cls_name)(**hp, **extra)
+    for _ in range(30):
+        gx, gy = book.df(float(ref.params["x"]), float(ref.params["y"]))
+        ref.update({"x": gx, "y": gy})
+        o_num.update(numbers_, dict(zip("xy", book.df(numbers_["x"], numbers_["y"]),
+                                         strict=True)))
+        ax, ay = (float(backend.to_numpy(arrays[k])) for k in "xy")
+        o_arr.update(arrays, dict(zip("xy", book.df(ax, ay), strict=True)))
+        for k in "xy":
+            assert abs(numbers_[k] - float(ref.params[k])) < 1e-12
+            assert abs(float(backend.to_numpy(arrays[k])) - float(ref.params[k])) < 1e-12

@@ -498,7 +498,10 @@ class Optimizer:
                 kind = type(p * 0.0)
                 params[key] = kind(self._step_number(key, float(p), numbers_[key]))
             else:
-                self._step(key, p, grads[key])
+                g = grads[key]
+                if _is_number(g):  # a number for a 0-d array: the fused kernels want arrays
+                    g = self._ns(p).full_like(p, float(g))
+                self._step(key, p, g)
 
     def _state(self, name: str, key: str | None) -> Any:
         """State array ``name`` of parameter ``key`` (``None``: the whole flat buffer)."""
