@@ -456,3 +456,26 @@ def test_shuffle_dataset_bad_input():
         shuffle_dataset(np.float64(1.0), np.zeros(1))
     with pytest.raises(TypeError, match="seed"):
         shuffle_dataset(np.zeros((3, 2)), np.zeros(3), seed="x")
+
+
+def test_mirror_networks_save_and_load_as_themselves(tmp_path):
+    """The mirror's classes keep xpnet's class names (the book's scripts use them) but are
+    saved under names of their own: a loaded one is the mirror's again, and xpnet's own
+    classes stay registered under theirs."""
+    from xpnet.book.common.multi_layer_net import MultiLayerNet as BookNet
+    from xpnet.book.common.multi_layer_net_extend import MultiLayerNetExtend as BookNetExtend
+    from xpnet.network import NETWORKS
+
+    assert NETWORKS["MultiLayerNet"] is xpnet.MultiLayerNet
+    assert NETWORKS["MultiLayerNetExtend"] is xpnet.MultiLayerNetExtend
+    for cls in (BookNet, BookNetExtend):
+        net = cls(4, [3], 2, seed=0)
+        path = tmp_path / f"{cls.__name__}.safetensors"
+        net.save(path)
+        back = xpnet.load(path)
+        assert type(back) is cls
+        x = np.arange(8.0).reshape(2, 4)
+        np.testing.assert_array_equal(np.asarray(back.predict(x)), np.asarray(net.predict(x)))
+    plain = xpnet.MultiLayerNet(4, [3], 2, seed=0)
+    plain.save(tmp_path / "plain.safetensors")
+    assert type(xpnet.load(tmp_path / "plain.safetensors")) is xpnet.MultiLayerNet

@@ -59,7 +59,7 @@ import safetensors.numpy
 from xpnet.backend import Backend, get_backend, to_host
 from xpnet.errors import CheckpointError
 from xpnet.io import atomic_write, to_jsonable
-from xpnet.network import NETWORKS, Network
+from xpnet.network import NETWORKS, Network, network_name
 from xpnet.optim import OPTIMIZER_CLASSES, Optimizer
 
 __all__ = [
@@ -130,7 +130,7 @@ def save(network: Any, path: str | os.PathLike[str], *, optimizer: Optimizer | N
     if not isinstance(network, Network):
         raise TypeError(f"network must be an xpnet network (a subclass of "
                         f"xpnet.network.Network), not {type(network).__name__}")
-    name = type(network).__name__
+    name = network_name(type(network))
     if NETWORKS.get(name) is not type(network):
         raise TypeError(f"{name} is not the class registered under that name; call "
                         "xpnet.network.register_network on it")
@@ -359,8 +359,8 @@ class Checkpoint:
 
     def _plan(self, network: Any, optimizer: Optimizer | None) -> list[Any]:
         """Check everything; return the copies to make, as callables."""
-        if type(network).__name__ != self.network_class:
-            raise self._fail(f"holds a {self.network_class}, not a {type(network).__name__}")
+        if network_name(type(network)) != self.network_class:
+            raise self._fail(f"holds a {self.network_class}, not a {network_name(type(network))}")
         be: Backend = network.backend
         net_dtype = be.dtype_name(network.dtype)
         saved_dtype = self.dtype

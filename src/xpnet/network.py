@@ -39,7 +39,7 @@ from xpnet.backend import get_backend
 from xpnet.errors import NonFiniteError
 from xpnet.params import non_finite_names
 
-__all__ = ["BUFFER_ATTRIBUTES", "NETWORKS", "Network", "register_network"]
+__all__ = ["BUFFER_ATTRIBUTES", "NETWORKS", "Network", "network_name", "register_network"]
 
 #: Network classes by name: what a checkpoint's ``"class"`` is looked up in.
 NETWORKS: dict[str, type] = {}
@@ -52,16 +52,24 @@ BUFFER_ATTRIBUTES: tuple[str, ...] = ("running_mean", "running_var")
 PLACEMENT_ARGUMENTS = ("backend", "device", "dtype")
 
 
+def network_name(cls: type) -> str:
+    """The name a network class is saved under: its own ``checkpoint_name`` attribute (set in
+    the class body, not inherited) or else its class name."""
+    return cls.__dict__.get("checkpoint_name") or cls.__name__
+
+
 def register_network(cls: type, name: str | None = None) -> type:
-    """Make a network class loadable from checkpoints under ``name`` (default: its class name).
+    """Make a network class loadable from checkpoints under ``name`` (default:
+    :func:`network_name`).
 
     Subclasses of :class:`Network` are registered when they are defined; call this for a class
     that is not one, or to register an alias.  A later class of the same name replaces the
-    earlier one (as redefining it in a notebook does).
+    earlier one (as redefining it in a notebook does); a class that keeps another's class name
+    (``xpnet.book``'s networks) sets ``checkpoint_name`` in its body instead.
     """
     if not isinstance(cls, type):
         raise TypeError(f"register_network takes a class, not {type(cls).__name__}")
-    NETWORKS[cls.__name__ if name is None else str(name)] = cls
+    NETWORKS[network_name(cls) if name is None else str(name)] = cls
     return cls
 
 

@@ -33,7 +33,6 @@ from xpnet.book.common.layers import (
     step_function,
     sum_squared_error,
 )
-from xpnet.network import register_network
 
 __all__ = [
     "Affine",
@@ -83,6 +82,9 @@ class MultiLayerNet(BookNet, xpnet.MultiLayerNet):
     'float'
     """
 
+    #: saved under this name (the class keeps xpnet's class name for the book's scripts)
+    checkpoint_name = "book.MultiLayerNet"
+
     def __init__(self, input_size: int, hidden_size_list: list, output_size: int,
                  activation: str = "relu", weight_init_std: Any = "relu",
                  weight_decay_lambda: float = 0, *, backend: Any = None, device: Any = None,
@@ -90,8 +92,3 @@ class MultiLayerNet(BookNet, xpnet.MultiLayerNet):
         super().__init__(input_size, hidden_size_list, output_size, activation,
                          weight_init_std, weight_decay_lambda, backend=backend, device=device,
                          dtype=book_dtype(dtype), seed=book_seed(seed))
-
-
-# Defining the class above registered it for checkpoints under xpnet's name (the registry
-# is keyed by class name): give the name back to xpnet's MultiLayerNet.
-register_network(xpnet.MultiLayerNet)

@@ -33,7 +33,6 @@ from xpnet.book.common.layers import (
     step_function,
     sum_squared_error,
 )
-from xpnet.network import register_network
 
 __all__ = [
     "Affine",
@@ -96,6 +95,9 @@ class MultiLayerNetExtend(BookNet, xpnet.MultiLayerNetExtend):
     'float'
     """
 
+    #: saved under this name (the class keeps xpnet's class name for the book's scripts)
+    checkpoint_name = "book.MultiLayerNetExtend"
+
     def __init__(self, input_size: int, hidden_size_list: list, output_size: int,
                  activation: str = "relu", weight_init_std: Any = "relu",
                  weight_decay_lambda: float = 0, use_dropout: bool = False,
@@ -109,8 +111,3 @@ class MultiLayerNetExtend(BookNet, xpnet.MultiLayerNetExtend):
         for layer in self.layers.values():
             if isinstance(layer, BatchNormalization):
                 layer.allow_batch_of_one = True  # the book's gradient check uses one digit
-
-
-# Defining the class above registered it for checkpoints under xpnet's name (the registry
-# is keyed by class name): give the name back to xpnet's MultiLayerNetExtend.
-register_network(xpnet.MultiLayerNetExtend)
