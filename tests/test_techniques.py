@@ -852,7 +852,7 @@ def test_resumed_run_with_schedule_clipping_and_adamw_equals_the_uninterrupted_o
     first.train()
     assert first.current_epoch == 2
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # (the saved, scheduled lr differs from the initial)
+        warnings.simplefilter("error")  # the schedule owns lr: no "other hyperparameters" warning
         resumed = trainer(tmp_path / "b", resume=True)
     resumed.train()
     assert resumed.lr_list == whole.lr_list == O.lr_schedule("cosine", 0.01, 4, T_max=4)

@@ -798,7 +798,11 @@ class Trainer:
             raise ValueError(f"{path} continues a run with the {saved_opt['class']} optimizer, "
                              f"but this Trainer's is {type(self.optimizer).__name__}")
         mine = self.optimizer.hyperparameters()
-        if saved_opt["hyperparameters"] != mine:
+        saved_hp = dict(saved_opt["hyperparameters"])
+        if self._lr_at is not None:  # the schedule sets lr every epoch: the saved one is its
+            saved_hp.pop("lr", None)
+            mine = {k: v for k, v in mine.items() if k != "lr"}
+        if saved_hp != mine:
             warnings.warn(f"{path}: resuming with the saved {saved_opt['class']} "
                           f"hyperparameters {saved_opt['hyperparameters']}, not {mine}",
                           stacklevel=4)
