@@ -12,7 +12,9 @@ MODULES = ["xpnet.backend", "xpnet.backend._base", "xpnet.functions", "xpnet.ini
            "xpnet.layers.normalization", "xpnet.checkpoint", "xpnet.network", "xpnet.errors",
            "xpnet.layers.dropout", "xpnet.convnet", "xpnet.gradient", "xpnet.datasets.shuffle",
            "xpnet.book", "xpnet.book.common.functions", "xpnet.book.common.multi_layer_net",
-           "xpnet.book.common.multi_layer_net_extend"]
+           "xpnet.book.common.multi_layer_net_extend", "xpnet.search", "xpnet.search.spaces",
+           "xpnet.search.halving", "xpnet.search.driver", "xpnet.search.objective",
+           "xpnet.search.report"]
 
 
 @pytest.mark.parametrize("name", MODULES)
