@@ -193,22 +193,42 @@ def test_hyperparameter_search_ranks_trials(bname):
     res = quick_result("hyperparameter_search", bname)
     trials = res["trials"]
     assert len(trials) == res["config"]["trials"]
-    accs = [t["final_val_acc"] for t in trials]
+    assert all(t["status"] == "ok" for t in trials)
+    accs = [t["metrics"]["val_acc"] for t in trials]
     assert accs == sorted(accs, reverse=True)
+    assert res["best"]["trial"] == trials[0]["trial"]
     cfg = res["config"]
     for t in trials:
-        assert 10 ** cfg["lr_exp"][0] <= t["lr"] <= 10 ** cfg["lr_exp"][1]
-        assert 10 ** cfg["weight_decay_exp"][0] <= t["weight_decay"] <= 10 ** cfg[
-            "weight_decay_exp"][1]
-        assert len(t["val_acc"]) == cfg["epochs"]
+        lr, wd = t["params"]["lr"], t["params"]["weight_decay"]
+        assert 10 ** cfg["lr_exp"][0] <= lr <= 10 ** cfg["lr_exp"][1]
+        assert 10 ** cfg["weight_decay_exp"][0] <= wd <= 10 ** cfg["weight_decay_exp"][1]
+        assert len(t["curves"]["val_acc"]) == len(t["curves"]["train_acc"]) == cfg["epochs"]
+        assert t["curves"]["val_acc"][-1] == t["metrics"]["val_acc"]
+        assert t["backend"] == bname
+    assert res["n_val"] == int(cfg["n_train"] * cfg["validation_rate"])
 
 
 def test_hyperparameter_search_parallel_matches_sequential():
     seq = quick_result("hyperparameter_search", "numpy")
     par = experiments.run("hyperparameter_search", quick=True, workers=2, executor="thread",
                           source="bundled", progress=False)
-    assert [(t["trial"], t["final_val_acc"]) for t in par["trials"]] == [
-        (t["trial"], t["final_val_acc"]) for t in seq["trials"]]
+    assert [(t["trial"], t["metrics"], t["curves"]) for t in par["trials"]] == [
+        (t["trial"], t["metrics"], t["curves"]) for t in seq["trials"]]
+
+
+def test_hyperparameter_search_with_halving_resumes_from_its_file(tmp_path):
+    path = tmp_path / "search.jsonl"
+    kw = {"quick": True, "source": "bundled", "progress": False, "halving": True,
+          "results": str(path), "trials": 6, "epochs": 6, "min_epochs": 2, "eta": 3}
+    first = experiments.run("hyperparameter_search", **kw)
+    lines = path.read_text().splitlines()
+    again = experiments.run("hyperparameter_search", **kw)
+    assert path.read_text().splitlines() == lines  # nothing ran twice, nothing was added
+    assert again["timings"]["trials_run"] == 0
+    assert [t["trial"] for t in again["trials"]] == [t["trial"] for t in first["trials"]]
+    # 6 trials at 2 epochs, the best 2 at 6 epochs: 6 * 2 + 2 * 6 instead of 6 * 6
+    assert first["halving"]["epochs_used"] == 24 and first["halving"]["epochs_full_search"] == 36
+    assert first["best"]["budget"] == 6
 
 
 def test_titanic_beats_the_majority_baseline(bname):
