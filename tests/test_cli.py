@@ -36,7 +36,7 @@ def test_version_and_help():
     assert proc.returncode == 0 and proc.stdout.startswith("xpnet ")
     proc = xpnet("--help")
     assert proc.returncode == 0
-    for cmd in ("train", "experiment", "info", "bench"):
+    for cmd in ("train", "experiment", "search", "info", "bench"):
         assert cmd in proc.stdout
     proc = xpnet("train", "--help")
     assert proc.returncode == 0 and "--batchnorm" in proc.stdout and "--optimizer" in proc.stdout
@@ -151,10 +151,52 @@ def test_info_reports_the_kernel_threads():
     ["experiment", "nope"],
     ["experiment", "titanic", "--set", "no_such_option=1"],
     ["experiment", "titanic", "--set", "novalue"],
+    ["search", "--trials", "0"],
+    ["search", "--workers", "2", "--dask-local", "2"],
+    ["search", "--lr", "0.1,0.01"],
+    ["search", "--lr", "1e-3"],
+    ["search", "--validation", "1"],
+    ["search", "--halving", "--min-epochs", "5", "--epochs", "4"],
+    ["search", "--halving", "--eta", "1"],
     ["frobnicate"],
 ], ids=lambda a: " ".join(a))
 def test_bad_arguments_exit_2_without_traceback(args):
     assert_clean_error(xpnet(*args), code=2)
+
+
+def test_search_writes_its_report_resumes_and_refuses_another_search(tmp_path):
+    args = ["search", "--trials", "4", "--epochs", "2", "--n-train", "150", "--hidden", "30",
+            "--source", "bundled", "--out", str(tmp_path), "--top", "3", "--quiet"]
+    proc = xpnet(*args)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("Best-1 (val acc ")
+    assert len([s for s in proc.stdout.splitlines() if s.startswith("Best-")]) == 3
+    assert "4 run now" in proc.stdout
+    for name in ("search_curves.png", "search_scatter.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+    rows = [json.loads(s) for s in (tmp_path / "search.jsonl").read_text().splitlines()]
+    assert rows[0]["kind"] == "header" and rows[0]["objective"]["n_val"] == 30
+    assert sorted(r["trial"] for r in rows[1:]) == [0, 1, 2, 3]
+    # the same command again: nothing to run; the report is the same
+    again = xpnet(*args)
+    assert again.returncode == 0 and "0 run now" in again.stdout
+    assert again.stdout.splitlines()[:3] == proc.stdout.splitlines()[:3]
+    # another seed with the same results file: refused in one line, the file left alone
+    before = (tmp_path / "search.jsonl").read_bytes()
+    other = xpnet(*args, "--seed", "1")
+    assert_clean_error(other, code=1)
+    assert "seed" in other.stderr.strip().splitlines()[-1]
+    assert (tmp_path / "search.jsonl").read_bytes() == before
+
+
+def test_search_with_halving_on_a_process_pool_reports_the_saving(tmp_path):
+    proc = xpnet("search", "--trials", "6", "--epochs", "6", "--min-epochs", "2", "--halving",
+                 "--workers", "2", "--n-train", "150", "--hidden", "30", "--source", "bundled",
+                 "--out", str(tmp_path), "--quiet", "--test")
+    assert proc.returncode == 0, proc.stderr
+    # 6 trials x 2 epochs + 2 x 6 instead of 6 x 6
+    assert "24 epochs of training instead of 36 (33% saved)" in proc.stdout
+    assert "test accuracy" in proc.stdout
 
 
 def test_missing_backend_is_a_one_line_error():

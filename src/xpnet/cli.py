@@ -8,6 +8,7 @@
     xpnet predict MODEL [--input FILE]                 predicted digits of a saved network
     xpnet evaluate MODEL [--input FILE --labels FILE]  its accuracy
     xpnet experiment NAME|all|list [--quick] ...       reproduce a figure (PNG + JSON)
+    xpnet search [--trials N] [--workers N | ...]      the book's random search (xpnet.search)
     xpnet info                                         backends, devices, library versions
     xpnet bench ...                                    the benchmark harness (xpnet.benchmark)
 
@@ -163,6 +164,25 @@ def _override(s: str) -> tuple[str, Any]:
     except json.JSONDecodeError:
         parsed = value
     return key.strip(), parsed
+
+
+def _range(s: str) -> tuple[float, float]:
+    parts = s.split(",")
+    try:
+        low, high = (float(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected LOW,HIGH (two positive numbers, e.g. 1e-6,1e-2), got {s!r}") from None
+    if not 0 < low < high < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected 0 < LOW < HIGH, got {s!r}")
+    return low, high
+
+
+def _fraction(s: str) -> float:
+    v = _positive_float(s)
+    if v >= 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1), got {s!r}")
+    return v
 
 
 def _init(s: str) -> str | float:
@@ -325,6 +345,67 @@ def build_parser() -> argparse.ArgumentParser:
                         "string), e.g. --set epochs=50 --set workers=2; repeatable")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
     e.set_defaults(subparser=e)
+
+    # -- search -------------------------------------------------------------------------------
+    r = sub.add_parser(
+        "search", help="the book's random search over lr and weight decay (xpnet.search)",
+        description="Random search over the learning rate and weight decay on MNIST (the "
+                    "book's experiment 8: 500 digits, 20%% of them for validation, 100 trials "
+                    "of 50 epochs), in this process, on a process pool or on a Dask cluster.  "
+                    "Every finished trial is appended to the results file; run the same command "
+                    "again to resume.  Writes search_curves.png and search_scatter.png.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    r.add_argument("--trials", type=_positive_int, default=100)
+    r.add_argument("--epochs", type=_positive_int, default=50,
+                   help="epochs per trial (with --halving: of the last rung)")
+    where = r.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=_positive_int, default=1, metavar="N",
+                       help="a pool of N worker processes (one BLAS thread each); 1: in this "
+                            "process")
+    where.add_argument("--dask-local", dest="dask_local", type=_positive_int, default=None,
+                       metavar="N", help="a local Dask cluster of N one-thread worker processes")
+    where.add_argument("--scheduler", default=None, metavar="ADDR",
+                       help="a running Dask scheduler, e.g. tcp://10.0.0.1:8786 (see "
+                            "'dask scheduler' / 'dask worker')")
+    r.add_argument("--results", default=None, metavar="FILE",
+                   help="JSON Lines results file, resumed when it holds this search "
+                        "(default: OUT/search.jsonl)")
+    r.add_argument("--halving", action="store_true",
+                   help="successive halving: all trials for --min-epochs, the best 1/eta on "
+                        "with eta times the epochs, up to --epochs")
+    r.add_argument("--min-epochs", dest="min_epochs", type=_positive_int, default=2,
+                   help="epochs of the first halving rung")
+    r.add_argument("--eta", type=_positive_int, default=3, help="halving's reduction factor")
+    r.add_argument("--lr", type=_range, default=(1e-6, 1e-2), metavar="LOW,HIGH",
+                   help="log-uniform learning-rate range")
+    r.add_argument("--weight-decay", dest="weight_decay", type=_range, default=(1e-8, 1e-4),
+                   metavar="LOW,HIGH", help="log-uniform weight-decay range")
+    r.add_argument("--n-train", dest="n_train", type=_positive_int, default=500,
+                   help="training digits (the first N), validation included")
+    r.add_argument("--validation", type=_fraction, default=0.2,
+                   help="fraction of the training digits held out for validation")
+    r.add_argument("--hidden", type=_hidden_sizes, default=[100] * 6, metavar="N,N,...",
+                   help="hidden layer sizes")
+    r.add_argument("--optimizer", type=_optimizer_name, default="SGD")
+    r.add_argument("--batch-size", dest="batch_size", type=_positive_int, default=100)
+    r.add_argument("--backend", type=_backend_name, default=None, help=backend_help)
+    r.add_argument("--device", default=None,
+                   help="device of the backend where each trial runs ('worker': each "
+                        "worker's XPNET_DEVICE)")
+    r.add_argument("--dtype", choices=("float32", "float64"), default=None,
+                   help="parameter dtype (default: XPNET_DTYPE, else float32)")
+    r.add_argument("--seed", type=_nonneg_int, default=0, help="the search's seed")
+    r.add_argument("--source", choices=("auto", "bundled", "full"), default="auto",
+                   help="MNIST source (see 'xpnet train --help')")
+    r.add_argument("--top", type=_positive_int, default=20,
+                   help="trials listed and drawn in the grid of curves")
+    r.add_argument("--test", action="store_true",
+                   help="at the end, train the best trial again and report its test accuracy "
+                        "(the test set is used for nothing else)")
+    r.add_argument("--out", default=DEFAULT_OUT, help="output directory")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(subparser=r)
 
     # -- info / bench -------------------------------------------------------------------------
     sub.add_parser("info", help="backends that work here, devices, library versions",
@@ -791,6 +872,72 @@ def cmd_experiment(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
     return 0
 
 
+def cmd_search(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from xpnet import search
+    from xpnet.datasets import load_mnist_cached
+
+    halving = None
+    if args.halving:
+        if args.min_epochs > args.epochs:
+            args.subparser.error(f"--min-epochs ({args.min_epochs}) must not exceed --epochs "
+                                 f"({args.epochs})")
+        if args.eta < 2:
+            args.subparser.error(f"--eta must be at least 2, got {args.eta}")
+        halving = search.Halving(args.min_epochs, args.epochs, args.eta)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = Path(args.results) if args.results else out / "search.jsonl"
+    with _warnings_as_notes(set()):
+        (x_train, t_train), (x_test, t_test) = load_mnist_cached(args.source)
+    if args.n_train > len(x_train):
+        raise UserError(f"--n-train {args.n_train} is more than the {len(x_train)} training "
+                        "digits available")
+    objective = search.NetworkObjective(
+        x_train[:args.n_train], t_train[:args.n_train], validation=args.validation,
+        net_kwargs={"hidden_size_list": args.hidden}, optimizer=args.optimizer,
+        epochs=args.epochs, batch_size=args.batch_size, backend=args.backend,
+        device=args.device, dtype=args.dtype)
+    space = {"lr": search.loguniform(*args.lr),
+             "weight_decay": search.loguniform(*args.weight_decay)}
+    if args.dask_local:
+        where = f"a local Dask cluster of {args.dask_local} workers"
+        context: Any = search.local_cluster(args.dask_local)
+    elif args.scheduler:
+        where = f"the Dask scheduler at {args.scheduler}"
+        context = contextlib.nullcontext(args.scheduler)
+    elif args.workers > 1:
+        where = f"{args.workers} worker processes"
+        context = search.process_pool(args.workers)
+    else:
+        where = "this process"
+        context = contextlib.nullcontext(None)
+    if not args.quiet:
+        _note(f"{args.trials} trials{' with successive halving' if halving else ''} on "
+              f"{len(objective.x_train)} training / {len(objective.x_val)} validation digits, "
+              f"backend {objective.backend}, in {where}; results in {results}")
+    t0 = time.perf_counter()
+    with context as executor, _warnings_as_notes(set()):
+        result = search.random_search(space, objective, args.trials, seed=args.seed,
+                                      executor=executor, results=results, halving=halving,
+                                      progress=False if args.quiet else None)
+    wall = time.perf_counter() - t0
+    print(search.format_best(result, args.top) or "no trial succeeded")
+    failed = len(result.failed)
+    print(f"trials         {len(result.trials)}{f' ({failed} failed)' if failed else ''}; "
+          f"{result.ran} run now (the others read from the results file), {wall:.1f} s")
+    saving = result.halving_saving()
+    if saving is not None:
+        print(f"halving        {saving['epochs_used']} epochs of training instead of "
+              f"{saving['epochs_full_search']} ({100 * saving['saved_fraction']:.0f}% saved)")
+    if args.test and result.best is not None:
+        acc = result.evaluate_best(x_test, t_test)
+        print(f"test accuracy  {acc:.4f}  (best trial {result.best['trial']}, "
+              f"{len(x_test)} test digits)")
+    paths = search.write_report(result, out, top=args.top)
+    print(f"wrote          {', '.join(str(p) for p in paths.values())}, {results}")
+    return 0 if result.best is not None else 1
+
+
 def cmd_info(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from xpnet.backend import get_backend
 
@@ -859,7 +1006,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         args.argv = argv[1:]
         handler = {"train": cmd_train, "predict": cmd_predict, "evaluate": cmd_evaluate,
-                   "experiment": cmd_experiment, "info": cmd_info}
+                   "experiment": cmd_experiment, "search": cmd_search, "info": cmd_info}
         return handler[args.command](args, parser)
     except KeyboardInterrupt:
         _note("interrupted")
