@@ -265,6 +265,17 @@ def test_a_file_of_another_search_is_refused_and_left_alone(tmp_path, change, wo
     assert path.read_bytes() == before
 
 
+def test_a_resumed_search_compares_headers_as_json(tmp_path):
+    """A tuple in the objective's description reads back as a list: still the same search."""
+    path = tmp_path / "r.jsonl"
+    obj = small_objective(net_kwargs={"hidden_size_list": (6, 5)})
+    random_search(TOY_SPACE | {"lr": loguniform(1e-2, 1.0)}, obj, 2, results=path,
+                  progress=False)
+    res = random_search(TOY_SPACE | {"lr": loguniform(1e-2, 1.0)}, obj, 2, results=path,
+                        progress=False)
+    assert res.ran == 0
+
+
 def test_a_torn_last_line_is_ignored_and_cut_off(tmp_path):
     path = tmp_path / "r.jsonl"
     random_search(TOY_SPACE, so.toy, 3, results=path, progress=False)

@@ -126,7 +126,7 @@ class ResultsFile:
 
     def __init__(self, path: str | os.PathLike[str] | None, header: Mapping[str, Any]):
         self.path = None if path is None else Path(path)
-        self.header = dict(header)
+        self.header = json.loads(dumps(header))  # as it reads back (tuples -> lists, ...)
         self.records: list[dict] = []
         self._file: IO[bytes] | None = None
         if self.path is None:
