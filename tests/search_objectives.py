@@ -83,3 +83,16 @@ def where(params, *, seed, budget):
     return {"val_acc": 0.5, "pid": float(os.getpid()),
             "openblas": float(os.environ.get("OPENBLAS_NUM_THREADS", "0")),
             "xpnet_threads": float(os.environ.get("XPNET_NUM_THREADS", "0"))}
+
+
+def saving_net_class():
+    """A MultiLayerNet with a ``save`` method (what xpnet checkpoints will add)."""
+    import numpy as np
+
+    from xpnet import MultiLayerNet
+
+    class SavingNet(MultiLayerNet):
+        def save(self, path):
+            np.savez(path, **{k: self.backend.to_numpy(v) for k, v in self.params.items()})
+
+    return SavingNet

@@ -553,6 +553,40 @@ def test_evaluate_best_retrains_the_best_trial_and_uses_the_test_set_once(tmp_pa
         res2.evaluate_best(x_test, t_test)
 
 
+def test_evaluate_best_saves_the_network_when_it_can(tmp_path):
+    x_test, t_test = digits(30, seed=9)
+    res = random_search({"lr": loguniform(1e-2, 1.0)}, small_objective(), 2, progress=False)
+    with pytest.raises(RuntimeError, match="no save method"):  # refused before training
+        res.evaluate_best(x_test, t_test, save=tmp_path / "best.npz")
+    assert res.test_acc is None and not (tmp_path / "best.npz").exists()
+    obj = small_objective(net=so.saving_net_class())
+    res = random_search({"lr": loguniform(1e-2, 1.0)}, obj, 2, progress=False)
+    res.evaluate_best(x_test, t_test, save=tmp_path / "best.npz")
+    saved = np.load(tmp_path / "best.npz")
+    net, _ = obj.fit(res.best["params"], seed=res.best["seed"])
+    np.testing.assert_array_equal(saved["W1"], np.asarray(net.params["W1"]))
+
+
+def test_worker_backend_and_device_come_from_the_process_that_runs_the_trial(monkeypatch):
+    pytest.importorskip("array_api_strict")
+    monkeypatch.setenv("XPNET_BACKEND", "array_api_strict")
+    monkeypatch.setenv("XPNET_DEVICE", "device1")
+    obj = small_objective(backend="worker", device="worker")
+    assert obj.describe()["backend"] == "worker"
+    out = obj({"lr": 0.1}, seed=1, budget=1)
+    assert (out["backend"], out["device"]) == ("array_api_strict", "device1")
+    monkeypatch.delenv("XPNET_BACKEND")
+    monkeypatch.delenv("XPNET_DEVICE")
+    out = obj({"lr": 0.1}, seed=1, budget=1)
+    assert (out["backend"], out["device"]) == ("numpy", "cpu")
+    # None: this process's default, resolved when the objective is made and sent by name
+    monkeypatch.setenv("XPNET_BACKEND", "array_api_strict")
+    obj = small_objective(backend=None)
+    monkeypatch.delenv("XPNET_BACKEND")
+    assert obj.backend == "array_api_strict"
+    assert obj({"lr": 0.1}, seed=1, budget=1)["backend"] == "array_api_strict"
+
+
 def test_network_search_through_the_driver_matches_direct_calls(tmp_path):
     obj = small_objective()
     res = random_search({"lr": loguniform(1e-2, 1.0), "weight_decay": loguniform(1e-6, 1e-3)},
