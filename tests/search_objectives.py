@@ -79,10 +79,11 @@ class DieOnce:
 
 
 def where(params, *, seed, budget):
-    """Reports the process it ran in and its BLAS/xpnet thread settings."""
-    return {"val_acc": 0.5, "pid": float(os.getpid()),
-            "openblas": float(os.environ.get("OPENBLAS_NUM_THREADS", "0")),
-            "xpnet_threads": float(os.environ.get("XPNET_NUM_THREADS", "0"))}
+    """Reports the process it ran in and its thread and malloc settings."""
+    env = {"openblas": "OPENBLAS_NUM_THREADS", "xpnet_threads": "XPNET_NUM_THREADS",
+           "mmap_threshold": "MALLOC_MMAP_THRESHOLD_", "trim_threshold": "MALLOC_TRIM_THRESHOLD_"}
+    out = {k: float(os.environ.get(v, "0")) for k, v in env.items()}
+    return {"val_acc": 0.5, "pid": float(os.getpid()), **out}
 
 
 def saving_net_class():

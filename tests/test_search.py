@@ -619,9 +619,12 @@ def test_process_pool_gives_the_same_results(in_process_reference, tmp_path):
     assert essentials(res) == essentials(ref)
     assert {r["worker"] for r in res.trials}.isdisjoint({ref.trials[0]["worker"]})
     assert essentials(load_results(tmp_path / "p.jsonl")) == essentials(ref)
-    # the workers got one BLAS and one xpnet thread; this process's environment is unchanged
+    # the workers got one BLAS and one xpnet thread, and malloc thresholds that keep a
+    # training step's blocks in the heap; this process's environment is unchanged
     for r in where.trials:
         assert r["metrics"]["xpnet_threads"] == 1 and r["metrics"]["openblas"] == 1
+        assert r["metrics"]["mmap_threshold"] == 32 * 2**20
+        assert r["metrics"]["trim_threshold"] == 64 * 2**20
         assert r["metrics"]["pid"] != os.getpid()
     assert dict(os.environ) == env_before
 
@@ -664,8 +667,11 @@ def test_dask_local_cluster_gives_the_same_results(dask_client, in_process_refer
     assert {r["worker"] for r in res.trials} <= workers
     assert essentials(load_results(path)) == essentials(ref)
     where = random_search(TOY_SPACE, so.where, 4, executor=dask_client, progress=False)
-    assert all(r["metrics"]["xpnet_threads"] == 1 and r["metrics"]["openblas"] == 1
-               for r in where.trials)
+    for r in where.trials:
+        assert r["metrics"]["xpnet_threads"] == 1 and r["metrics"]["openblas"] == 1
+        # xpnet's setting, not the nanny's own MALLOC_TRIM_THRESHOLD_=65536
+        assert r["metrics"]["mmap_threshold"] == 32 * 2**20
+        assert r["metrics"]["trim_threshold"] == 64 * 2**20
     # halving on the cluster: the same rungs as in this process
     h = Halving(1, 4, eta=2)
     d = random_search(TOY_SPACE, so.toy, 8, seed=3, halving=h, executor=dask_client,
