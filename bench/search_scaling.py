@@ -3,9 +3,8 @@ cluster; and what successive halving saves.
 
 The search is the book's experiment 8 (784-100x6-10 ReLU net, SGD, batch 100, 50 epochs,
 lr = 10^U(-6, -2), weight decay = 10^U(-8, -4), 20 % of the digits for validation) scaled to
-about a minute in one process here: 20 trials on 2,500 digits (2,000 training, 500 validation;
-the first 2,500 of the bundled 8,000 training digits)
-instead of 100 trials on 500.
+about a minute in one process here: 20 trials on 6,000 digits (4,800 training, 1,200
+validation; the first 6,000 of the bundled 8,000 training digits) instead of 100 trials on 500.
 
 Each way of running it is timed in a fresh interpreter (``--mode``), started by this script
 with ``OMP_NUM_THREADS = OPENBLAS_NUM_THREADS = MKL_NUM_THREADS = XPNET_NUM_THREADS = 1``, so
@@ -14,13 +13,16 @@ every trial -- in the driver, in a pool worker or in a Dask worker -- trains on 
 this script checks).  The modes are interleaved over ``--rounds`` rounds; the report gives the
 median.  Times: ``search_s``, the ``random_search`` call, with the workers already started and
 xpnet imported in them; ``total_s``, everything from loading the data to stopping the pool or
-cluster.
+cluster.  On a machine shared with other jobs the wall times depend on how much of the cores
+those jobs took: each run also records the CPU time of its trials (``cpu_s``, which does not
+depend on the load) and ``others_cores``, the CPU that other processes used meanwhile (the
+machine's busy time from ``/proc/stat`` minus this run's own, per second of wall time).
 
 Halving: the book's own set-up (100 trials, 500 digits, 50 epochs) in full and with
 ``Halving(2, 50, eta=3)`` (rungs of 2, 6, 18, 50 epochs), in this process.
 
-    python bench/search_scaling.py                      # all, ~6 minutes on 2 cores
-    python bench/search_scaling.py --rounds 1 --skip-halving
+    python bench/search_scaling.py                      # all, ~5 minutes on 2 idle cores
+    python bench/search_scaling.py --rounds 1 --skip-halving --n-train 500 --trials 6
     python bench/search_scaling.py --mode dask          # one mode, prints its JSON
 
 Writes ``bench/results/search_scaling.json`` (``--out``) and prints a markdown summary.
@@ -43,7 +45,7 @@ HERE = Path(__file__).resolve().parent
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
               "XPNET_NUM_THREADS": "1"}
 MODES = ("in-process", "pool-2", "dask-2")
-SCALED = {"n_train": 2500, "trials": 20, "epochs": 50}
+SCALED = {"n_train": 6000, "trials": 20, "epochs": 50}
 BOOK = {"n_train": 500, "trials": 100, "epochs": 50}
 
 
@@ -106,6 +108,7 @@ def run_mode(mode: str) -> dict:
     best = res.best
     return {"mode": mode, "search_s": t2 - t1, "total_s": t3 - t0,
             "trial_s_sum": sum(r["wall_s"] for r in res.trials),
+            "trial_cpu_s_sum": sum(r["cpu_s"] for r in res.trials),
             "workers": sorted({r["worker"] for r in res.trials}),
             "digest": _digest(res), "failed": len(res.failed),
             "best": {"trial": best["trial"], "val_acc": best["metrics"]["val_acc"],
@@ -159,14 +162,49 @@ def _load() -> float | None:
         return None
 
 
+def _machine_busy_s() -> float | None:
+    """CPU seconds the whole machine has been busy (all cores, /proc/stat), or None."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:  # pragma: no cover - not Linux
+        return None
+    ticks = [int(v) for v in fields]
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _timed_child(args: list[str]) -> dict:
+    """Run a child; add the CPU time that others used meanwhile (the machine's busy time
+    minus the child's own and its children's, in cores on average)."""
+    import resource
+
+    busy0, mine0 = _machine_busy_s(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    w0 = time.perf_counter()
+    res = _child(args)
+    wall = time.perf_counter() - w0
+    busy1, mine1 = _machine_busy_s(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    mine = (mine1.ru_utime - mine0.ru_utime) + (mine1.ru_stime - mine0.ru_stime)
+    res["child_wall_s"] = wall
+    res["child_cpu_s"] = mine
+    if busy0 is not None:
+        res["others_cores"] = max(0.0, (busy1 - busy0 - mine) / wall)
+    return res
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--mode", choices=MODES, help="run one mode here and print its JSON")
     p.add_argument("--halving-only", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--n-train", type=int, default=SCALED["n_train"],
+                   help="digits of the timed search (validation included)")
+    p.add_argument("--trials", type=int, default=SCALED["trials"])
+    p.add_argument("--epochs", type=int, default=SCALED["epochs"])
     p.add_argument("--skip-halving", action="store_true")
     p.add_argument("--out", default=str(HERE / "results" / "search_scaling.json"))
     a = p.parse_args(argv)
+    SCALED.update(n_train=a.n_train, trials=a.trials, epochs=a.epochs)
+    sizes = ["--n-train", str(a.n_train), "--trials", str(a.trials), "--epochs", str(a.epochs)]
     if a.mode:
         print(json.dumps(run_mode(a.mode)))
         return 0
@@ -179,17 +217,23 @@ def main(argv: list[str] | None = None) -> int:
         order = MODES[r % len(MODES):] + MODES[:r % len(MODES)]  # rotate: no mode always first
         for mode in order:
             load = _load()
-            res = _child(["--mode", mode])
+            res = _timed_child(["--mode", mode, *sizes])
             res.update(round=r, load_before=load, load_after=_load())
             runs.append(res)
             print(f"round {r} {mode:10s} search {res['search_s']:6.1f} s  total "
-                  f"{res['total_s']:6.1f} s  load {load:.2f}", file=sys.stderr, flush=True)
+                  f"{res['total_s']:6.1f} s  CPU per trial "
+                  f"{res['trial_cpu_s_sum'] / SCALED['trials']:.2f} s  others used "
+                  f"{res.get('others_cores', float('nan')):.2f} cores", file=sys.stderr,
+                  flush=True)
     summary = {}
     for mode in MODES:
         mine = [x for x in runs if x["mode"] == mode]
         summary[mode] = {"search_s_median": statistics.median(x["search_s"] for x in mine),
                          "total_s_median": statistics.median(x["total_s"] for x in mine),
-                         "search_s": [x["search_s"] for x in mine]}
+                         "search_s": [x["search_s"] for x in mine],
+                         "cpu_per_trial_s_median": statistics.median(
+                             x["trial_cpu_s_sum"] / SCALED["trials"] for x in mine),
+                         "others_cores": [x.get("others_cores") for x in mine]}
     digests = {x["digest"] for x in runs}
     report = {"setup": {**SCALED, "network": "784-100x6-10 relu", "optimizer": "SGD",
                         "batch_size": 100, "validation": 0.2, "threads_per_trial": 1,
@@ -200,20 +244,23 @@ def main(argv: list[str] | None = None) -> int:
               "identical_results_in_every_mode": len(digests) == 1}
     if not a.skip_halving:
         load = _load()
-        report["halving"] = _child(["--halving-only"])
+        report["halving"] = _timed_child(["--halving-only"])
         report["halving"]["load_before"] = load
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1) + "\n")
 
     base = summary["in-process"]["search_s_median"]
-    print(f"| 20 trials x 50 epochs, {SCALED['n_train']} digits | search (median) | with "
-          "start-up | speed-up |")
-    print("|---|---|---|---|")
+    print(f"| {SCALED['trials']} trials x {SCALED['epochs']} epochs, {SCALED['n_train']} digits "
+          "| search (median) | with "
+          "start-up | speed-up | CPU per trial | others' load (cores) |")
+    print("|---|---|---|---|---|---|")
     for mode in MODES:
         s = summary[mode]
+        others = ", ".join(f"{v:.2f}" for v in s["others_cores"] if v is not None)
         print(f"| {mode} | {s['search_s_median']:.1f} s | {s['total_s_median']:.1f} s | "
-              f"{base / s['search_s_median']:.2f}x |")
+              f"{base / s['search_s_median']:.2f}x | {s['cpu_per_trial_s_median']:.2f} s | "
+              f"{others} |")
     print(f"\nper-trial results identical in every mode: "
           f"{report['identical_results_in_every_mode']}")
     if "halving" in report:

@@ -172,6 +172,7 @@ def test_in_process_search_records_every_trial(tmp_path):
         assert r["metrics"]["val_acc"] == so.score(r["params"], None)
         assert r["metrics"]["seed_mod"] == r["seed"] % 1000  # the objective got the trial seed
         assert r["status"] == "ok" and r["error"] is None and r["wall_s"] >= 0
+        assert r["cpu_s"] >= 0
         assert r["worker"].endswith(f":{os.getpid()}")
     # best and top: by the metric, computed here from the points
     want = sorted(range(6), key=lambda i: -so.score(sample(TOY_SPACE, 4, i), None))

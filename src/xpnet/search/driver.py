@@ -133,7 +133,8 @@ def random_search(space: Mapping[str, Any], objective: Callable[..., Mapping[str
     A trial's record (``SearchResult.trials``, one line of the results file) has ``trial``,
     ``params``, ``seed``, ``status`` (``"ok"`` / ``"failed"``), ``metrics``, ``curves``,
     ``error`` (``"TypeName: message"``), ``traceback``, ``backend``, ``device``, ``worker``,
-    ``wall_s``, and ``rung`` / ``budget`` (None without halving).  A trial that raises, lacks
+    ``wall_s``, ``cpu_s`` (the worker process's CPU time during the trial), and ``rung`` /
+    ``budget`` (None without halving).  A trial that raises, lacks
     the metric or reports a non-finite metric is recorded as failed and the search goes on; a
     trial whose worker was lost (the executor raised) is recorded as failed with that error.
 
@@ -373,7 +374,8 @@ class SearchResult:
     def to_dataframe(self) -> Any:
         """One row per trial: ``trial``, ``status``, the parameters, the metrics (named
         ``metric_NAME`` where a parameter has the same name), ``rung``, ``budget``, ``seed``,
-        ``wall_s``, ``worker``, ``backend``, ``device``, ``error``.  Needs pandas."""
+        ``wall_s``, ``cpu_s``, ``worker``, ``backend``, ``device``, ``error``.  Needs
+        pandas."""
         try:
             import pandas as pd
         except ImportError as exc:
@@ -384,8 +386,8 @@ class SearchResult:
             row.update(r["params"])
             for k, v in r["metrics"].items():
                 row[f"metric_{k}" if k in r["params"] else k] = math.nan if v is None else v
-            for k in ("rung", "budget", "seed", "wall_s", "worker", "backend", "device",
-                      "error"):
+            for k in ("rung", "budget", "seed", "wall_s", "cpu_s", "worker", "backend",
+                      "device", "error"):
                 row[k] = r.get(k)
             rows.append(row)
         return pd.DataFrame(rows)

@@ -131,6 +131,7 @@ def new_record(job: Mapping[str, Any]) -> dict[str, Any]:
         "device": None,
         "worker": None,
         "wall_s": None,
+        "cpu_s": None,
     }
 
 
@@ -152,14 +153,17 @@ def run_trial(objective: Any, job: Mapping[str, Any]) -> dict[str, Any]:
     dict
         The record (see :func:`xpnet.search.random_search`): ``status`` is ``"failed"`` with
         ``error`` (``"TypeName: message"``) and ``traceback`` when the objective raised, did
-        not return the metric, or returned a non-finite metric.
+        not return the metric, or returned a non-finite metric.  ``wall_s`` is the
+        objective's wall time, ``cpu_s`` the CPU time of the process meanwhile (all its
+        threads: BLAS threads count, and so would other trials running in the same process).
     """
     rec = new_record(job)
     rec["worker"] = worker_name()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         out = objective(dict(job["params"]), seed=int(job["seed"]), budget=job.get("budget"))
         rec["wall_s"] = time.perf_counter() - t0
+        rec["cpu_s"] = time.process_time() - c0
         metrics, curves, backend, device = _split_output(out)
         rec.update(metrics=metrics, curves=curves,
                    backend=None if backend is None else str(backend),
@@ -176,6 +180,7 @@ def run_trial(objective: Any, job: Mapping[str, Any]) -> dict[str, Any]:
     except Exception as exc:  # the objective's failure is this trial's result
         if rec["wall_s"] is None:
             rec["wall_s"] = time.perf_counter() - t0
+            rec["cpu_s"] = time.process_time() - c0
         rec["error"] = _error_text(exc)
         rec["traceback"] = "".join(traceback.format_exception(type(exc), exc,
                                                               exc.__traceback__))[-4000:]
