@@ -97,3 +97,15 @@ def saving_net_class():
             np.savez(path, **{k: self.backend.to_numpy(v) for k, v in self.params.items()})
 
     return SavingNet
+
+
+class Heavy:
+    """``toy`` carrying 12 MB of data (as a NetworkObjective on 4,000 digits would)."""
+
+    def __init__(self):
+        import numpy as np
+
+        self.data = np.zeros(3_000_000, dtype=np.float32)
+
+    def __call__(self, params, *, seed, budget):
+        return {**toy(params, seed=seed, budget=budget), "size": float(self.data.size)}

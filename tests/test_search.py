@@ -681,6 +681,16 @@ def test_dask_local_cluster_gives_the_same_results(dask_client, in_process_refer
     assert d.rungs == local.rungs and essentials(d) == essentials(local)
 
 
+def test_dask_takes_a_large_objective_without_a_warning(dask_client):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = random_search(TOY_SPACE, so.Heavy(), 3, executor=dask_client, progress=False)
+    assert [r["metrics"]["size"] for r in res.trials] == [3e6] * 3
+    assert not [w for w in caught if "large graph" in str(w.message)]
+
+
 def test_dask_retries_a_killed_workers_trial_or_records_it_failed(dask_client, tmp_path):
     victim = sample(TOY_SPACE, 0, 1)["lr"]
     res = random_search(TOY_SPACE, so.DieOnce(victim, str(tmp_path / "once")), 4,
