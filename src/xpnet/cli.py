@@ -924,7 +924,7 @@ def cmd_search(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     print(search.format_best(result, args.top) or "no trial succeeded")
     failed = len(result.failed)
     print(f"trials         {len(result.trials)}{f' ({failed} failed)' if failed else ''}; "
-          f"{result.ran} run now (the others read from the results file), {wall:.1f} s")
+          f"{result.ran} run now, {wall:.1f} s")
     saving = result.halving_saving()
     if saving is not None:
         print(f"halving        {saving['epochs_used']} epochs of training instead of "
