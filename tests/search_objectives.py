@@ -86,17 +86,14 @@ def where(params, *, seed, budget):
     return {"val_acc": 0.5, "pid": float(os.getpid()), **out}
 
 
-def saving_net_class():
-    """A MultiLayerNet with a ``save`` method (what xpnet checkpoints will add)."""
-    import numpy as np
-
+def no_save_net_class():
+    """A MultiLayerNet without a ``save`` method."""
     from xpnet import MultiLayerNet
 
-    class SavingNet(MultiLayerNet):
-        def save(self, path):
-            np.savez(path, **{k: self.backend.to_numpy(v) for k, v in self.params.items()})
+    class NoSaveNet(MultiLayerNet):
+        save = None
 
-    return SavingNet
+    return NoSaveNet
 
 
 class Heavy:

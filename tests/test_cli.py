@@ -190,13 +190,19 @@ def test_search_writes_its_report_resumes_and_refuses_another_search(tmp_path):
 
 
 def test_search_with_halving_on_a_process_pool_reports_the_saving(tmp_path):
+    best = tmp_path / "best.safetensors"
     proc = xpnet("search", "--trials", "6", "--epochs", "6", "--min-epochs", "2", "--halving",
                  "--workers", "2", "--n-train", "150", "--hidden", "30", "--source", "bundled",
-                 "--out", str(tmp_path), "--quiet", "--test")
+                 "--out", str(tmp_path), "--quiet", "--test", "--save-best", str(best))
     assert proc.returncode == 0, proc.stderr
     # 6 trials x 2 epochs + 2 x 6 instead of 6 x 6
     assert "24 epochs of training instead of 36 (33% saved)" in proc.stdout
-    assert "test accuracy" in proc.stdout
+    test_line = [s for s in proc.stdout.splitlines() if s.startswith("test accuracy")][0]
+    assert f"saved          {best}" in proc.stdout
+    # the saved network is the one that was scored on the test set
+    ev = xpnet("evaluate", str(best))
+    assert ev.returncode == 0, ev.stderr
+    assert test_line.split()[2] in ev.stdout, (test_line, ev.stdout)
 
 
 def test_missing_backend_is_a_one_line_error():

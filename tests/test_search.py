@@ -554,18 +554,29 @@ def test_evaluate_best_retrains_the_best_trial_and_uses_the_test_set_once(tmp_pa
         res2.evaluate_best(x_test, t_test)
 
 
-def test_evaluate_best_saves_the_network_when_it_can(tmp_path):
+def test_the_best_network_is_saved_as_a_checkpoint(tmp_path):
+    import xpnet
+
     x_test, t_test = digits(30, seed=9)
-    res = random_search({"lr": loguniform(1e-2, 1.0)}, small_objective(), 2, progress=False)
-    with pytest.raises(RuntimeError, match="no save method"):  # refused before training
-        res.evaluate_best(x_test, t_test, save=tmp_path / "best.npz")
-    assert res.test_acc is None and not (tmp_path / "best.npz").exists()
-    obj = small_objective(net=so.saving_net_class())
-    res = random_search({"lr": loguniform(1e-2, 1.0)}, obj, 2, progress=False)
-    res.evaluate_best(x_test, t_test, save=tmp_path / "best.npz")
-    saved = np.load(tmp_path / "best.npz")
-    net, _ = obj.fit(res.best["params"], seed=res.best["seed"])
-    np.testing.assert_array_equal(saved["W1"], np.asarray(net.params["W1"]))
+    obj = small_objective()
+    res = random_search({"lr": loguniform(1e-2, 1.0)}, obj, 3, seed=2, progress=False)
+    # without the test set: the loaded network scores the recorded validation accuracy
+    path = res.save_best(tmp_path / "best.safetensors")
+    net = xpnet.load(path)
+    assert net.accuracy(obj.x_val, obj.t_val) == res.best["metrics"]["val_acc"]
+    assert res.best_check["val_acc"] == res.best_check["val_acc_recorded"]
+    # with it: one training for both, the checkpoint scores the reported test accuracy
+    acc = res.evaluate_best(x_test, t_test, save=tmp_path / "best2.safetensors")
+    again = xpnet.load(res.best_path)
+    assert again.accuracy(x_test, t_test) == acc
+    for k, v in net.params.items():
+        np.testing.assert_array_equal(np.asarray(again.params[k]), np.asarray(v))
+    # a network class without save is refused before any training
+    nosave = small_objective(net=so.no_save_net_class())
+    res = random_search({"lr": loguniform(1e-2, 1.0)}, nosave, 2, progress=False)
+    with pytest.raises(RuntimeError, match="no save method"):
+        res.evaluate_best(x_test, t_test, save=tmp_path / "x.safetensors")
+    assert res.test_acc is None and not (tmp_path / "x.safetensors").exists()
 
 
 def test_worker_backend_and_device_come_from_the_process_that_runs_the_trial(monkeypatch):

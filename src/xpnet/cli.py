@@ -403,6 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--test", action="store_true",
                    help="at the end, train the best trial again and report its test accuracy "
                         "(the test set is used for nothing else)")
+    r.add_argument("--save-best", dest="save_best", default=None, metavar="FILE",
+                   help="train the best trial again and save it as a checkpoint (.safetensors; "
+                        "'xpnet evaluate FILE', xpnet.load)")
     r.add_argument("--out", default=DEFAULT_OUT, help="output directory")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(subparser=r)
@@ -930,9 +933,13 @@ def cmd_search(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         print(f"halving        {saving['epochs_used']} epochs of training instead of "
               f"{saving['epochs_full_search']} ({100 * saving['saved_fraction']:.0f}% saved)")
     if args.test and result.best is not None:
-        acc = result.evaluate_best(x_test, t_test)
+        acc = result.evaluate_best(x_test, t_test, save=args.save_best)
         print(f"test accuracy  {acc:.4f}  (best trial {result.best['trial']}, "
               f"{len(x_test)} test digits)")
+    elif args.save_best and result.best is not None:
+        result.save_best(args.save_best)
+    if result.best_path is not None:
+        print(f"saved          {result.best_path} (best trial {result.best['trial']})")
     paths = search.write_report(result, out, top=args.top)
     print(f"wrote          {', '.join(str(p) for p in paths.values())}, {results}")
     return 0 if result.best is not None else 1

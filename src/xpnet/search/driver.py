@@ -270,6 +270,8 @@ class SearchResult:
         Trials (trial-rung runs) run by that call; the rest came from the results file.
     test_acc : float or None
         Set by :meth:`evaluate_best`.
+    best_path : pathlib.Path or None
+        The checkpoint written by :meth:`save_best` or ``evaluate_best(save=...)``.
     """
 
     def __init__(self, header: Mapping[str, Any], records: list[dict], *, objective: Any = None,
@@ -287,6 +289,7 @@ class SearchResult:
         self.ran = ran
         self.test_acc: float | None = None
         self.best_check: dict[str, Any] | None = None
+        self.best_path: Path | None = None
         self.n_trials = int(header.get("n_trials") if n_trials is None else n_trials)
         self.records = [r for r in records if r.get("kind") == "trial"]
         rung_lines: dict[int, dict] = {}
@@ -407,14 +410,31 @@ class SearchResult:
 
     # -- the test set, once -------------------------------------------------------------------
 
+    def _refit_best(self, objective: Any, **kw: Any) -> dict[str, Any]:
+        obj = objective if objective is not None else self.objective
+        if obj is None or not callable(getattr(obj, "evaluate", None)):
+            raise TypeError("this needs an objective with an evaluate method (such as "
+                            "NetworkObjective); pass objective=")
+        best = self.best
+        if best is None:
+            raise RuntimeError("no trial succeeded: there is no best trial")
+        out = obj.evaluate(best["params"], seed=best["seed"], budget=best.get("budget"), **kw)
+        self.best_check = {"trial": best["trial"],
+                           "val_acc_recorded": best["metrics"].get(self.metric),
+                           **{k: out[k] for k in out if k != "test_acc"}}
+        if out.get("path") is not None:
+            self.best_path = Path(out["path"])
+        return out
+
     def evaluate_best(self, x_test: Any, t_test: Any, *, objective: Any = None,
                       save: str | os.PathLike[str] | None = None) -> float:
         """Train the best trial again and return its accuracy on the test set.
 
         The test set is used here only, once, for the trial the validation metric chose.
-        The network is rebuilt from the trial's parameters, seed and budget (on NumPy it is
-        bit-identical to the trial's: the validation accuracy is checked) and, with
-        ``save``, saved with its ``save`` method (xpnet checkpoints).
+        The network is rebuilt from the trial's parameters, seed and budget -- on NumPy it is
+        bit-identical to the trial's: :attr:`best_check` holds the validation accuracy
+        recorded and the one measured again -- and, with ``save``, written as an xpnet
+        checkpoint (with its optimizer; :func:`xpnet.load` reads it back).
 
         Parameters
         ----------
@@ -423,25 +443,23 @@ class SearchResult:
             The objective, when this result was loaded from a file (:func:`load_results`);
             it must have an ``evaluate`` method (as :class:`NetworkObjective` has).
         save : path, optional
+            Also save the network there (:attr:`best_path`).
 
         Returns
         -------
         float
             Also stored as :attr:`test_acc`.
         """
-        obj = objective if objective is not None else self.objective
-        if obj is None or not callable(getattr(obj, "evaluate", None)):
-            raise TypeError("evaluate_best needs an objective with an evaluate method (such as "
-                            "NetworkObjective); pass objective=")
-        best = self.best
-        if best is None:
-            raise RuntimeError("no trial succeeded: there is no best trial to evaluate")
-        out = obj.evaluate(best["params"], seed=best["seed"], budget=best.get("budget"),
-                           x_test=x_test, t_test=t_test, save=save)
+        out = self._refit_best(objective, x_test=x_test, t_test=t_test, save=save)
         self.test_acc = float(out["test_acc"])
-        self.best_check = {"val_acc_recorded": best["metrics"].get(self.metric),
-                           **{k: out[k] for k in out if k != "test_acc"}}
         return self.test_acc
+
+    def save_best(self, path: str | os.PathLike[str], *, objective: Any = None) -> Path:
+        """Train the best trial again and save it as an xpnet checkpoint (no test set).
+
+        Returns the checkpoint's path (read it with :func:`xpnet.load`).
+        """
+        return Path(self._refit_best(objective, save=path)["path"])
 
 
 def load_results(path: str | os.PathLike[str], *, objective: Any = None) -> SearchResult:

@@ -364,27 +364,33 @@ class NetworkObjective:
         }
 
     def evaluate(self, params: Mapping[str, Any], *, seed: int, budget: int | None,
-                 x_test: Any, t_test: Any, save: str | os.PathLike | None = None
-                 ) -> dict[str, Any]:
-        """Train trial ``(params, seed, budget)`` again and score it on a test set.
+                 x_test: Any = None, t_test: Any = None,
+                 save: str | os.PathLike | None = None) -> dict[str, Any]:
+        """Train trial ``(params, seed, budget)`` again; score it on a test set and/or save it.
 
-        Returns ``{"test_acc", "val_acc", "backend", "device"}``; ``val_acc`` lets the caller
-        check that the network is the trial's (bit-identical on NumPy).  With ``save``, the
-        network is written there with its ``save`` method (xpnet checkpoints); a network
-        without one is refused before any training.
+        Returns ``{"test_acc", "val_acc", "path", "backend", "device"}``: ``test_acc`` (None
+        without a test set); ``val_acc``, which lets the caller check that the network is the
+        trial's (bit-identical on NumPy); ``path``, the checkpoint written with ``save``
+        (``net.save(save, optimizer=...)``: read it back with :func:`xpnet.load`), else None.
+        A network class without a ``save`` method is refused before any training.
         """
-        x_test, t_test = np.asarray(to_host(x_test)), np.asarray(to_host(t_test))
-        if x_test.ndim != 2 or x_test.shape[1] != self.input_size:
-            raise ValueError(f"x_test must have shape (M, {self.input_size}), got "
-                             f"{x_test.shape}")
-        if t_test.shape[:1] != x_test.shape[:1]:
-            raise ValueError(f"t_test must have {x_test.shape[0]} rows, got {t_test.shape}")
+        if (x_test is None) != (t_test is None):
+            raise ValueError("give both x_test and t_test, or neither")
+        if x_test is not None:
+            x_test, t_test = np.asarray(to_host(x_test)), np.asarray(to_host(t_test))
+            if x_test.ndim != 2 or x_test.shape[1] != self.input_size:
+                raise ValueError(f"x_test must have shape (M, {self.input_size}), got "
+                                 f"{x_test.shape}")
+            if t_test.shape[:1] != x_test.shape[:1]:
+                raise ValueError(f"t_test must have {x_test.shape[0]} rows, got {t_test.shape}")
         if save is not None and not callable(getattr(self._net_class, "save", None)):
-            raise RuntimeError(f"{self._net_class.__name__} has no save method in this xpnet "
-                               "(checkpoints): cannot save the best network")
+            raise RuntimeError(f"{self._net_class.__name__} has no save method: cannot save "
+                               "the best network")
         net, tr = self.fit(params, seed=seed, budget=budget)
-        test_acc = float(net.accuracy(x_test, t_test))
+        test_acc = None if x_test is None else float(net.accuracy(x_test, t_test))
+        path = None
         if save is not None:
-            net.save(save)
-        return {"test_acc": test_acc, "val_acc": float(tr.test_acc_list[-1]),
+            path = net.save(save, optimizer=tr.optimizer)
+            path = str(save if path is None else path)
+        return {"test_acc": test_acc, "val_acc": float(tr.test_acc_list[-1]), "path": path,
                 "backend": net.backend.name, "device": net.backend.device_name}
