@@ -860,3 +860,52 @@ def test_cupy_im2col_col2im_kernels_on_the_host(case, monkeypatch):
     col = rng.standard_normal(want.shape)
     np.testing.assert_allclose(k.col2im(col, (n, c, h, w), fh, fw, s, p),
                                col2im(col, (n, c, h, w), fh, fw, s, p), rtol=1e-15, atol=1e-15)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("with_threadpoolctl", [True, False])
+def test_numpy_row_blocks_visit_every_block_once(monkeypatch, threads, with_threadpoolctl):
+    """Inference's row blocks: every block of [0, n) exactly once, whatever the threads; in
+    parallel only with threadpoolctl (BLAS held to one thread), else one after another."""
+    import threading
+
+    import xpnet.backend._numpy as room
+    import xpnet.backend._threads as T
+
+    if with_threadpoolctl:
+        pytest.importorskip("threadpoolctl")
+    monkeypatch.setattr(room, "_BLAS_CONTROLLER", [] if with_threadpoolctl else [None])
+    monkeypatch.setattr(T, "_num_threads", threads)
+    seen, names = [], set()
+    lock = threading.Lock()
+
+    def run(a, b):
+        with lock:
+            seen.append((a, b))
+            names.add(threading.current_thread().name)
+
+    kernels_for("numpy").row_blocks(run, 1003, 100)
+    assert sorted(seen) == [(a, min(a + 100, 1003)) for a in range(0, 1003, 100)]
+    if with_threadpoolctl and threads > 1:  # (a pool thread may take two parts)
+        assert 1 < len(names) <= threads
+    else:
+        assert names == {threading.current_thread().name}
+
+
+def test_numpy_row_blocks_raise_after_every_part_finished(monkeypatch):
+    pytest.importorskip("threadpoolctl")
+    import xpnet.backend._numpy as room
+    import xpnet.backend._threads as T
+
+    monkeypatch.setattr(room, "_BLAS_CONTROLLER", [])
+    monkeypatch.setattr(T, "_num_threads", 2)
+    done = []
+
+    def run(a, b):
+        if a == 0:
+            raise RuntimeError("first block fails")
+        done.append(a)
+
+    with pytest.raises(RuntimeError, match="first block"):
+        kernels_for("numpy").row_blocks(run, 1000, 100)
+    assert sorted(done) == list(range(500, 1000, 100))  # the other part ran to its end

@@ -542,14 +542,20 @@ class MultiLayerNetExtend(Network):
             for stage in stages:
                 x = stage(x)
             return x
-        out = None
-        for start in range(0, n, rows):
-            z = x[start:min(start + rows, n), ...]
+        out = xp.empty((n, self.output_size), dtype=x.dtype, device=self.backend.device)
+
+        def run(start: int, stop: int) -> None:
+            z = x[start:stop, ...]
             for stage in stages:
                 z = stage(z)
-            if out is None:
-                out = xp.empty((n, z.shape[1]), dtype=z.dtype, device=self.backend.device)
-            out[start:min(start + rows, n), ...] = z
+            out[start:stop, ...] = z
+
+        blocks = self.backend.kernels.row_blocks
+        if blocks is not None:
+            blocks(run, n, rows)
+        else:
+            for start in range(0, n, rows):
+                run(start, min(start + rows, n))
         return out
 
     def _widths(self) -> list[int]:
