@@ -25,11 +25,20 @@ LIBRARIES = [name for name in xpnet.backend.BACKEND_NAMES
 
 
 @pytest.fixture(params=LIBRARIES)
-def kbackend(request):
+def kbackend(request, monkeypatch):
+    """A backend with layer kernels; NumPy's split work over threads only on large arrays
+    (they decline below that): here they take tiny ones, on three threads."""
     try:
-        return xpnet.get_backend(request.param)
+        be = xpnet.get_backend(request.param)
     except xpnet.BackendUnavailableError as exc:
         pytest.skip(f"backend {request.param!r} unavailable: {exc}")
+    if be.name == "numpy":
+        import xpnet.backend._threads as T
+        from xpnet.backend._numpy import NumpyKernels
+
+        monkeypatch.setattr(NumpyKernels, "min_per_thread", 4)
+        monkeypatch.setattr(T, "_num_threads", 3)
+    return be
 
 
 def _kernel(be, slot):
@@ -135,3 +144,37 @@ def test_batchnorm_book_attributes_on_the_kernel_path(kbackend, rng):
     assert_close(kbackend, bn.xc, x - x.mean(axis=0))
     assert_close(kbackend, bn.std, std)
     assert_close(kbackend, bn.xn, (x - x.mean(axis=0)) / std)
+
+
+def test_numpy_layer_kernels_decline_small_arrays_and_one_thread(monkeypatch):
+    """Splitting a layer over threads gains nothing on small arrays or one thread: NumPy's
+    kernels return None there and the portable code runs."""
+    import xpnet.backend._threads as T
+
+    k = kernels_for("numpy")
+    x = np.ones((100, 100), np.float32)
+    d = np.ones(100, np.float32)
+    monkeypatch.setattr(T, "_num_threads", 2)
+    assert k.relu(x) is None  # 10,000 values: below 2 * min_per_thread
+    assert k.batchnorm_train(x, d, d, 1e-6, d, d, 0.9) is None
+    big = np.ones((1024, 1024), np.float32)
+    assert k.relu(big) is not None
+    monkeypatch.setattr(T, "_num_threads", 1)
+    assert k.relu(big) is None
+
+
+def test_numpy_relu_kernels_on_non_contiguous_feature_maps(monkeypatch):
+    """A 4-D input that is a transposed view (spatial batch norm's output is one): the result
+    lands in the returned array, not in a temporary copy."""
+    import xpnet.backend._threads as T
+    from xpnet.backend._numpy import NumpyKernels
+
+    monkeypatch.setattr(NumpyKernels, "min_per_thread", 4)
+    monkeypatch.setattr(T, "_num_threads", 2)
+    rng = np.random.default_rng(1)
+    x = np.transpose(rng.standard_normal((6, 5, 4, 3)), (0, 3, 1, 2))  # (6, 3, 5, 4), a view
+    dout = np.transpose(rng.standard_normal((6, 5, 4, 3)), (0, 3, 1, 2))
+    k = kernels_for("numpy")
+    out = k.relu(x)
+    np.testing.assert_array_equal(out, O.relu_forward(x))
+    np.testing.assert_array_equal(k.relu_backward(dout, out), O.relu_backward(x, dout))

@@ -60,6 +60,7 @@ class Kernels:
     #: ``relu_(x)``: ``max(x, 0)`` in place, returns ``x``
     relu_ = None
     #: ``relu(x)``: ``max(x, 0)``, a fresh array; :attr:`relu_backward` then gets this output
+    #: (or None to decline, and the portable code runs)
     relu = None
     #: ``relu_backward(dout, saved)``: ``where(x > 0, dout, 0)``, where ``saved`` is the output
     #: of :attr:`relu` -- or, where :attr:`relu` is None, the boolean mask ``x > 0``
@@ -73,7 +74,8 @@ class Kernels:
     #: norm's training pass over the rows of 2-D ``x`` with the book's conventions:
     #: ``(out, mean, inv_std, new_running_mean, new_running_var)`` with ``inv_std =
     #: 1 / sqrt(var + eps)`` (biased variance) and ``new = momentum * old + (1 - momentum) *
-    #: batch`` (out of place); set together with :attr:`batchnorm_backward`
+    #: batch`` (out of place), or None to decline (the portable code runs); set together with
+    #: :attr:`batchnorm_backward`
     batchnorm_train = None
     #: ``batchnorm_backward(dout, x, mean, inv_std, gamma, eps, dgamma_out, dbeta_out)``:
     #: ``(dx, dgamma, dbeta)`` of :attr:`batchnorm_train`, ``dgamma``/``dbeta`` written into

@@ -69,25 +69,12 @@ class NumpyKernels(Kernels):
             return
         flat = [a.reshape(-1) for a in arrays]
         n = flat[0].size
-        parts = min(get_num_threads(), n // self.min_per_thread)
-        if parts <= 1:
-            self._run_part(body, flat, 0, n)
-            return
-        bounds = [n * i // parts for i in range(parts + 1)]
-        futures = []
-        pool = thread_pool(parts - 1)
-        for i in range(1, parts):
-            try:
-                futures.append(pool.submit(self._run_part, body, flat, bounds[i], bounds[i + 1]))
-            except RuntimeError:  # the interpreter is shutting down its pools: do it here
-                self._run_part(body, flat, bounds[i], bounds[i + 1])
-        try:
-            self._run_part(body, flat, bounds[0], bounds[1])
-        finally:
-            # every part has finished before anything is raised: none writes afterwards
-            concurrent.futures.wait(futures)
-        for f in futures:
-            f.result()
+        _in_parts(lambda a, b: self._run_part(body, flat, a, b), n, self._parts(n))
+
+    def _parts(self, size: int, items: int | None = None) -> int:
+        """How many threads ``size`` elements are worth (at most ``items`` parts)."""
+        parts = min(get_num_threads(), size // self.min_per_thread)
+        return max(1, parts if items is None else min(parts, items))
 
     def _run_part(self, body, flat, start, stop):  # noqa: ANN001, ANN202
         n = stop - start
@@ -115,27 +102,88 @@ class NumpyKernels(Kernels):
         starts = list(range(0, n, rows))
         parts = min(get_num_threads(), len(starts))
         limit = _blas_limit() if parts > 1 else None
+
+        def blocks(i: int, j: int) -> None:
+            for a in starts[i:j]:
+                run(a, min(a + rows, n))
+
         if limit is None:
-            for a in starts:
-                run(a, min(a + rows, n))
+            blocks(0, len(starts))
             return
-
-        def part(i: int) -> None:
-            for a in starts[len(starts) * i // parts:len(starts) * (i + 1) // parts]:
-                run(a, min(a + rows, n))
-
         with limit:
-            futures = [thread_pool(parts - 1).submit(part, i) for i in range(1, parts)]
-            try:
-                part(0)
-            finally:
-                concurrent.futures.wait(futures)  # every part finishes before anything raises
-            for f in futures:
-                f.result()
+            _in_parts(blocks, len(starts), parts)
 
     @staticmethod
     def relu_(x: np.ndarray) -> np.ndarray:
         return np.maximum(x, 0, out=x)
+
+    # -- layers on large batches: the elementwise passes split over the kernel threads (NumPy's
+    # ufuncs use one core while its BLAS uses all).  Below ``2 * min_per_thread`` values, or on
+    # one thread, they decline (return None) and the portable code runs: splitting gains
+    # nothing there, and the portable code's fewer calls are what small layers need.
+
+    def relu(self, x: np.ndarray) -> np.ndarray | None:
+        if self._parts(x.size, x.shape[0]) < 2:
+            return None
+        out = np.empty(x.shape, x.dtype)  # C order, so that the 2-D view below is a view
+        rows = x.reshape(x.shape[0], -1)  # (a copy when x is not C-contiguous: read only)
+        o = out.reshape(rows.shape)
+        _in_parts(lambda a, b: np.maximum(rows[a:b], 0, out=o[a:b]), rows.shape[0],
+                  self._parts(x.size, rows.shape[0]))
+        return out
+
+    def batchnorm_train(self, x, gamma, beta, eps, running_mean, running_var, momentum):  # noqa: ANN001, ANN201
+        n, d = x.shape
+        if self._parts(x.size, d) < 2:
+            return None
+        c = x.dtype.type
+        inv_n, keep, take, eps = c(1.0 / n), c(momentum), c(1.0 - momentum), c(eps)
+        out = np.empty_like(x)
+        mean, inv_std = np.empty(d, x.dtype), np.empty(d, x.dtype)
+        new_mean, new_var = np.empty_like(running_mean), np.empty_like(running_var)
+
+        def columns(a: int, b: int) -> None:
+            xs, xc, mu = x[:, a:b], out[:, a:b], mean[a:b]
+            np.add.reduce(xs, 0, out=mu)
+            mu *= inv_n
+            np.subtract(xs, mu, out=xc)  # the centred input, in the output's memory
+            var = np.einsum("ij,ij->j", xc, xc)
+            var *= inv_n
+            np.multiply(running_mean[a:b], keep, out=new_mean[a:b])
+            new_mean[a:b] += take * mu
+            np.multiply(running_var[a:b], keep, out=new_var[a:b])
+            new_var[a:b] += take * var
+            var += eps
+            np.sqrt(var, out=var)
+            np.divide(c(1.0), var, out=inv_std[a:b])
+            xc *= gamma[a:b] * inv_std[a:b]
+            xc += beta[a:b]
+
+        _in_parts(columns, d, self._parts(x.size, d))
+        return out, mean, inv_std, new_mean, new_var
+
+    def batchnorm_backward(self, dout, x, mean, inv_std, gamma, eps, dgamma_out, dbeta_out):  # noqa: ANN001, ANN201
+        n, d = dout.shape
+        dx = np.empty_like(dout)
+        dgamma = np.empty(d, dout.dtype) if dgamma_out is None else dgamma_out
+        dbeta = np.empty(d, dout.dtype) if dbeta_out is None else dbeta_out
+        inv_n = dout.dtype.type(1.0 / n)
+
+        def columns(a: int, b: int) -> None:
+            do, xc, inv = dout[:, a:b], dx[:, a:b], inv_std[a:b]
+            np.add.reduce(do, 0, out=dbeta[a:b])
+            np.subtract(x[:, a:b], mean[a:b], out=xc)  # the centred input, in dx's memory
+            dg = np.einsum("ij,ij->j", xc, do, out=dgamma[a:b])
+            dg *= inv  # sum(xn * dout)
+            k = gamma[a:b] * inv
+            kn = k * inv_n
+            # dx = k * dout - xc * (k / n * inv_std * dgamma) - k / n * dbeta
+            xc *= -(kn * inv * dg)
+            xc += do * k
+            xc -= kn * dbeta[a:b]
+
+        _in_parts(columns, d, self._parts(dout.size, d))
+        return dx, dgamma, dbeta
 
     @staticmethod
     def col_dot(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -150,15 +198,26 @@ class NumpyKernels(Kernels):
 
     _SAME_WIDTH_INT = {np.dtype(np.float32): np.int32, np.dtype(np.float64): np.int64}
 
-    def relu_backward(self, dout: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        # ``np.where(mask, dout, 0)`` is ~10x slower than this bitwise AND of dout's bits with
-        # 0 / all-ones (same result, bit for bit: dout where mask, +0.0 elsewhere; inf and nan
-        # are dropped where the mask is off, as ``where`` does).
+    def relu_backward(self, dout: np.ndarray, saved: np.ndarray) -> np.ndarray:
+        # ``saved``: the output of :meth:`relu` (the layer's path with this kernel set) or the
+        # boolean mask ``x > 0``.  ``np.where(mask, dout, 0)`` is ~10x slower than this bitwise
+        # AND of dout's bits with 0 / all-ones (same result, bit for bit: dout where mask, +0.0
+        # elsewhere; inf and nan are dropped where the mask is off, as ``where`` does).
+        is_mask = saved.dtype == np.bool_
         it = self._SAME_WIDTH_INT.get(dout.dtype)
-        if it is None or mask.dtype != np.bool_:
-            return np.where(mask, dout, dout.dtype.type(0))
-        ones = np.negative(mask.view(np.int8), dtype=it)
-        return np.bitwise_and(dout.view(it), ones).view(dout.dtype)
+        if it is None:
+            return np.where(saved if is_mask else saved > 0, dout, dout.dtype.type(0))
+        dx = np.empty(dout.shape, dout.dtype)  # C order: ``x2`` below is a view of it
+        shape2 = (dout.shape[0], -1)
+        d2, s2, x2 = dout.reshape(shape2), saved.reshape(shape2), dx.reshape(shape2)
+
+        def rows(a: int, b: int) -> None:
+            mask = s2[a:b] if is_mask else s2[a:b] > 0
+            ones = np.negative(mask.view(np.int8), dtype=it)
+            np.bitwise_and(d2[a:b].view(it), ones, out=x2[a:b].view(it))
+
+        _in_parts(rows, d2.shape[0], self._parts(dout.size, d2.shape[0]))
+        return dx
 
     def adam(self, p, g, m, v, lr_t, beta1, beta2, eps, decay=1.0):  # noqa: ANN001, ANN201
         c = p.dtype.type
@@ -214,6 +273,30 @@ class NumpyKernels(Kernels):
             p_ += v_  # p += v
 
         self._each_block(body, p, g, v)
+
+
+def _in_parts(run, n: int, parts: int) -> None:  # noqa: ANN001
+    """``run(a, b)`` over ``parts`` contiguous parts of ``[0, n)``: the first in this thread,
+    the others on the kernel threads.  Every part has finished before anything is raised (none
+    writes afterwards); at interpreter shutdown, when the pool takes no more work, the parts
+    run here."""
+    if parts <= 1:
+        run(0, n)
+        return
+    bounds = [n * i // parts for i in range(parts + 1)]
+    futures = []
+    pool = thread_pool(parts - 1)
+    for i in range(1, parts):
+        try:
+            futures.append(pool.submit(run, bounds[i], bounds[i + 1]))
+        except RuntimeError:  # the interpreter is shutting down its pools: do it here
+            run(bounds[i], bounds[i + 1])
+    try:
+        run(bounds[0], bounds[1])
+    finally:
+        concurrent.futures.wait(futures)
+    for f in futures:
+        f.result()
 
 
 _BLAS_CONTROLLER: list[Any] = []

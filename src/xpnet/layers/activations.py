@@ -47,10 +47,10 @@ class Relu(Layer):
     def forward(self, x: Any) -> Any:
         kernels = self._backend_for(x).kernels
         self._backward_kernel = kernels.relu_backward
-        if kernels.relu is not None:
-            self._mask = None
-            self._out = kernels.relu(x)
-            return self._out
+        out = None if kernels.relu is None else kernels.relu(x)
+        if out is not None:
+            self._mask, self._out = None, out
+            return out
         self.mask = x > 0
         return self._xp.maximum(x, 0.0)
 

@@ -157,10 +157,12 @@ class BatchNormalization(Layer):
                 "inference")
         if self.running_mean is None:
             self._init_running_stats(x)
+        fused = None
         if train_flg and self._train_kernel is not None:
-            out, mean, inv_std, self.running_mean, self.running_var = self._train_kernel(
-                x, self.gamma, self.beta, self.eps, self.running_mean, self.running_var,
-                self.momentum)
+            fused = self._train_kernel(x, self.gamma, self.beta, self.eps, self.running_mean,
+                                       self.running_var, self.momentum)
+        if fused is not None:
+            out, mean, inv_std, self.running_mean, self.running_var = fused
             self.batch_size = x.shape[0]
             self._xn = self._xc = self._std = None
             self._saved = (x, mean, inv_std)
