@@ -463,6 +463,10 @@ class MultiLayerNetExtend(Network):
     #: Rows per block at inference: about this many values of the widest layer's activations
     #: (1 MiB of float32), so that a block's activations stay in cache between the matrix
     #: product that makes them and the bias, activation and next product that read them.
+    #: (Splitting the blocks over threads, with NumPy's BLAS held to one thread, was tried:
+    #: 12.2 against 15.9 ms for C1-infer in a warm loop, but 19.7 against 16.4 ms in the
+    #: bench harness, whose workers are woken from sleep -- on this 2-core VM the GIL handed
+    #: over at every call of two threads then nearly serialized them.  Withdrawn.)
     EVAL_BLOCK_VALUES = 2**18
 
     def _build_eval_plan(self) -> list[tuple[str, Any, Any, Any]]:
@@ -544,18 +548,11 @@ class MultiLayerNetExtend(Network):
             return x
         out = xp.empty((n, self.output_size), dtype=x.dtype, device=self.backend.device)
 
-        def run(start: int, stop: int) -> None:
-            z = x[start:stop, ...]
+        for start in range(0, n, rows):
+            z = x[start:min(start + rows, n), ...]
             for stage in stages:
                 z = stage(z)
-            out[start:stop, ...] = z
-
-        blocks = self.backend.kernels.row_blocks
-        if blocks is not None:
-            blocks(run, n, rows)
-        else:
-            for start in range(0, n, rows):
-                run(start, min(start + rows, n))
+            out[start:min(start + rows, n), ...] = z
         return out
 
     def _widths(self) -> list[int]:

@@ -87,10 +87,6 @@ class Kernels:
     softmax_cross_entropy = None
     #: ``softmax_cross_entropy_backward(y, t, dout)``: ``(y - onehot(t)) * dout / N``
     softmax_cross_entropy_backward = None
-    #: ``row_blocks(run, n, rows)``: call ``run(start, stop)`` for every block of ``rows`` rows
-    #: of ``[0, n)`` -- in parallel where the library gains from it; the calls write disjoint
-    #: rows (inference in row blocks); None: one block after another
-    row_blocks = None
     #: ``col_dot(a, b, out=None)``: ``sum(a * b, axis=0)`` of two 2-D arrays of the same shape,
     #: into ``out`` when given
     col_dot = None

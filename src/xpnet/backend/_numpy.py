@@ -89,30 +89,6 @@ class NumpyKernels(Kernels):
     def matmul_into(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
         return np.matmul(a, b, out=out)
 
-    def row_blocks(self, run, n: int, rows: int) -> None:  # noqa: ANN001
-        """Row blocks on :func:`~xpnet.backend.get_num_threads` threads, each a contiguous run
-        of blocks with NumPy's BLAS held to one thread meanwhile (``threadpoolctl``, when it
-        is installed: without it, or with one thread, the blocks run one after another).
-
-        Inference's bias, activation and scaling passes run on one core in NumPy while its
-        BLAS uses them all; splitting the rows instead keeps every pass on every core (C1's
-        network on 10,000 rows, two cores: about 16 ms with a two-thread BLAS, 12.6 ms split,
-        the matrix products alone taking 12.5 ms).
-        """
-        starts = list(range(0, n, rows))
-        parts = min(get_num_threads(), len(starts))
-        limit = _blas_limit() if parts > 1 else None
-
-        def blocks(i: int, j: int) -> None:
-            for a in starts[i:j]:
-                run(a, min(a + rows, n))
-
-        if limit is None:
-            blocks(0, len(starts))
-            return
-        with limit:
-            _in_parts(blocks, len(starts), parts)
-
     @staticmethod
     def relu_(x: np.ndarray) -> np.ndarray:
         return np.maximum(x, 0, out=x)
@@ -297,22 +273,6 @@ def _in_parts(run, n: int, parts: int) -> None:  # noqa: ANN001
         concurrent.futures.wait(futures)
     for f in futures:
         f.result()
-
-
-_BLAS_CONTROLLER: list[Any] = []
-
-
-def _blas_limit() -> Any:
-    """A context holding NumPy's BLAS to one thread (``threadpoolctl``), or None without it."""
-    if not _BLAS_CONTROLLER:
-        try:
-            import threadpoolctl
-        except ImportError:
-            _BLAS_CONTROLLER.append(None)
-        else:
-            _BLAS_CONTROLLER.append(threadpoolctl.ThreadpoolController())
-    controller = _BLAS_CONTROLLER[0]
-    return None if controller is None else controller.limit(limits=1, user_api="blas")
 
 
 def _rms_step(p, num, sq, s, lr, eps):  # noqa: ANN001, ANN202
