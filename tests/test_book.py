@@ -84,9 +84,11 @@ def test_the_mirror_reexports_xpnet_objects():
         assert getattr(optimizer, name) is getattr(xpnet, name)
         assert getattr(trainer, name) is getattr(xpnet, name)
     assert trainer.Trainer is xpnet.Trainer
-    for name in ("Affine", "BatchNormalization", "Convolution", "Dropout", "Pooling", "Relu",
+    for name in ("Affine", "BatchNormalization", "Convolution", "Dropout", "Relu",
                  "Sigmoid", "SoftmaxWithLoss"):
         assert getattr(layers, name) is getattr(xpnet.layers, name)
+    # (Pooling is a subclass with the book's default stride: see its own test)
+    assert issubclass(layers.Pooling, xpnet.layers.Pooling)
     for name in ("im2col", "col2im", "conv_output_size"):
         assert getattr(util, name) is getattr(xpnet.functions, name)
     for name in ("relu", "sigmoid", "softmax", "step_function", "identity_function"):
@@ -479,3 +481,12 @@ def test_mirror_networks_save_and_load_as_themselves(tmp_path):
     plain = xpnet.MultiLayerNet(4, [3], 2, seed=0)
     plain.save(tmp_path / "plain.safetensors")
     assert type(xpnet.load(tmp_path / "plain.safetensors")) is xpnet.MultiLayerNet
+
+
+def test_mirror_pooling_has_the_books_default_stride():
+    """The book's ``common/layers.py`` Pooling defaults to stride=1 (xpnet's to 2)."""
+    from xpnet.book.common.layers import Pooling
+
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    assert Pooling(2, 2).forward(x).shape == (1, 1, 3, 3)
+    assert isinstance(Pooling(2, 2), xpnet.layers.Pooling)

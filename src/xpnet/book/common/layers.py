@@ -1,6 +1,6 @@
 """The book's ``common/layers.py``: the layers of :mod:`xpnet.layers`.
 
-Same names, constructor arguments and attributes (``forward``/``backward``, ``dW``/``db``,
+Same names, constructor arguments, defaults and attributes (``forward``/``backward``, ``dW``/``db``,
 ``dgamma``/``dbeta``); the layers work on arrays of any backend and take it from their inputs.
 As in the book, a star import also brings the functions of ``common/functions.py``, ``im2col``,
 ``col2im`` and ``np``.
@@ -26,11 +26,11 @@ from xpnet.layers import (
     BatchNormalization,
     Convolution,
     Dropout,
-    Pooling,
     Relu,
     Sigmoid,
     SoftmaxWithLoss,
 )
+from xpnet.layers import Pooling as _Pooling
 
 __all__ = [
     "Affine",
@@ -55,3 +55,11 @@ __all__ = [
     "step_function",
     "sum_squared_error",
 ]
+
+
+class Pooling(_Pooling):
+    """:class:`xpnet.layers.Pooling` with the book's default ``stride=1`` (xpnet's is 2, the
+    usual non-overlapping 2x2 pooling); the book's ``SimpleConvNet`` passes ``stride=2``."""
+
+    def __init__(self, pool_h: int, pool_w: int, stride: int = 1, pad: int = 0, **kwargs):
+        super().__init__(pool_h, pool_w, stride, pad, **kwargs)
