@@ -175,6 +175,41 @@ def rng():
 # ------------------------------------------------------------------------------------------
 
 
+#: every way an array_api_strict array reaches the host (a device-to-host copy on a GPU)
+HOST_READS = ("__float__", "__int__", "__bool__", "__index__", "__dlpack__", "__array__",
+              "tolist", "item")
+
+
+@contextlib.contextmanager
+def counting_host_reads():
+    """Count the host reads of array_api_strict arrays inside the block: yields the list that
+    each read appends its method's name to (the methods are restored on exit)."""
+    strict = pytest.importorskip("array_api_strict")
+    array_cls = type(strict.asarray(0.0))
+    calls: list[str] = []
+    missing = object()
+    saved = {}
+    for name in HOST_READS:
+        original = getattr(array_cls, name, None)
+        if original is None:
+            continue
+        saved[name] = array_cls.__dict__.get(name, missing)
+
+        def counting(self, *args, _original=original, _name=name, **kwargs):
+            calls.append(_name)
+            return _original(self, *args, **kwargs)
+
+        setattr(array_cls, name, counting)
+    try:
+        yield calls
+    finally:
+        for name, before in saved.items():
+            if before is missing:
+                delattr(array_cls, name)
+            else:
+                setattr(array_cls, name, before)
+
+
 def dtype_name(be: xpnet.Backend, dtype: Any) -> str:
     """'float32' / 'float64' / 'int64' ... for a dtype of ``be``'s namespace."""
     for name in ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "bool"):
