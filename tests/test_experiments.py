@@ -116,6 +116,18 @@ def test_unknown_override_is_rejected():
         experiments.run("optimizer_paths", no_such_option=1)
 
 
+@pytest.mark.parametrize("name", [n for n in NAMES if "n_test" in experiments.get(n).FULL])
+def test_n_test_limits_the_test_digits(name):
+    """``n_test`` keeps the first digits of the test set (``None``: all of it)."""
+    kw = {"n_test": 37, "n_train": 100, "source": "bundled"}
+    kw.update({k: v for k, v in {"epochs": 1, "normalizations": ["none"],
+                                 "activations": ["relu"], "dropout_ratios": [0.0],
+                                 "weight_decay_lambdas": [0.0]}.items()
+               if k in experiments.get(name).FULL})
+    result = experiments.run(name, backend="numpy", quick=True, progress=False, **kw)
+    assert result["n_test"] == 37
+
+
 def test_same_numbers_on_numpy_and_strict():
     pytest.importorskip("array_api_strict")
     a = quick_result("titanic", "numpy")["runs"]

@@ -121,9 +121,10 @@ class Stopwatch:
 # -- the book's data and mini-batches ----------------------------------------------------------
 
 
-def load_digits(n_train: int | None = None, *, source: str = "auto", seed: int | None = None
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """MNIST as the book's scripts use it: ``x_train[:n_train]`` and the whole test set.
+def load_digits(n_train: int | None = None, *, n_test: int | None = None, source: str = "auto",
+                seed: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """MNIST as the book's scripts use it: ``x_train[:n_train]`` and the whole test set (or
+    its first ``n_test``).
 
     Host (NumPy, read-only) arrays ``x_train, t_train, x_test, t_test``; with ``seed`` the
     training subset is a seeded random one rather than the first ``n_train``.
@@ -137,6 +138,8 @@ def load_digits(n_train: int | None = None, *, source: str = "auto", seed: int |
             x_train, t_train = x_train[idx], t_train[idx]
         else:
             x_train, t_train = x_train[:n_train], t_train[:n_train]
+    if n_test is not None:
+        x_test, t_test = x_test[:n_test], t_test[:n_test]
     return x_train, t_train, x_test, t_test
 
 

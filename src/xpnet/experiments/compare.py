@@ -112,9 +112,8 @@ def run(*, backend: Any = None, seed: int = 0, quick: bool = False, device: Any 
 
     cfg = _common.make_config(FULL, QUICK, quick, overrides)
     be = _common.resolve_backend(backend, device)
-    x_train, t_train, x_test, t_test = _common.load_digits(cfg["n_train"], source=cfg["source"])
-    if cfg["n_test"] is not None:
-        x_test, t_test = x_test[:cfg["n_test"]], t_test[:cfg["n_test"]]
+    x_train, t_train, x_test, t_test = _common.load_digits(cfg["n_train"], n_test=cfg["n_test"],
+                                                           source=cfg["source"])
     acts, norms, missing = available(cfg, be, seed)
     pairs = [(a, n) for n in norms for a in acts]
     runs = {}

@@ -68,9 +68,8 @@ def run(*, backend: Any = None, seed: int = 0, quick: bool = False, device: Any 
     if unknown:
         raise ValueError(f"unknown normalizations {unknown}; valid: {', '.join(NORMALIZATIONS)}")
     be = _common.resolve_backend(backend, device)
-    x_train, t_train, x_test, t_test = _common.load_digits(cfg["n_train"], source=cfg["source"])
-    if cfg["n_test"] is not None:
-        x_test, t_test = x_test[:cfg["n_test"]], t_test[:cfg["n_test"]]
+    x_train, t_train, x_test, t_test = _common.load_digits(cfg["n_train"], n_test=cfg["n_test"],
+                                                           source=cfg["source"])
     runs = {}
     with _common.Stopwatch(be) as sw:
         for norm in progress_bar(cfg["normalizations"], desc=NAME, enabled=progress):

@@ -57,9 +57,8 @@ def run(*, backend: Any = None, seed: int = 0, quick: bool = False, device: Any 
 
     cfg = _common.make_config(FULL, QUICK, quick, overrides)
     be = _common.resolve_backend(backend, device)
-    x_train, t_train, x_test, t_test = _common.load_digits(cfg["n_train"], source=cfg["source"])
-    if cfg["n_test"] is not None:
-        x_test, t_test = x_test[:cfg["n_test"]], t_test[:cfg["n_test"]]
+    x_train, t_train, x_test, t_test = _common.load_digits(cfg["n_train"], n_test=cfg["n_test"],
+                                                           source=cfg["source"])
     dt = cfg["dtype"]
     xd, td = be.asarray(x_train, dtype=dt), be.asarray(np.asarray(t_train, dtype=np.int64))
     xe, te = be.asarray(x_test, dtype=dt), be.asarray(np.asarray(t_test, dtype=np.int64))
