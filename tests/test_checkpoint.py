@@ -443,3 +443,18 @@ def test_a_save_killed_half_way_leaves_the_previous_file_loadable(tmp_path):
             break
     mid_save = len(list(tmp_path.glob(".big.safetensors.*.tmp")))
     assert kills >= 3 and mid_save >= 1, (kills, mid_save)
+
+
+def test_bench_checkpoint_io_script_saves_and_loads(tmp_path):
+    """``bench/checkpoint_io.py`` (the save/load timing quoted in the notes) runs and reports the
+    size of the default ``xpnet train`` network's checkpoint with its Adam state."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.path.join(root, "src"))
+    out = subprocess.run([sys.executable, os.path.join(root, "bench", "checkpoint_io.py"),
+                          "--repeats", "1"], capture_output=True, text=True, env=env,
+                         cwd=tmp_path, timeout=120)
+    assert out.returncode == 0, out.stderr
+    size = float(out.stdout.split("file ")[1].split(" MB")[0])
+    params = 784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10 + 2 * (256 + 128)
+    assert size * 1e6 > 3 * 4 * params  # parameters, Adam's m and v, float32
+    assert "save " in out.stdout and "load " in out.stdout
