@@ -111,6 +111,23 @@ def test_relu_forward_and_zero_convention(backend):
     assert_close(backend, dx, [[0.0, 0.0, 11.0]])  # the book: gradient 0 at x == 0
 
 
+@pytest.mark.parametrize("shape", [(), (0, 4), (0,), (3,)], ids=["0-d", "no-rows", "empty", "1-d"])
+def test_relu_on_scalars_and_empty_batches(backend, rng, shape):
+    """The book's Relu takes arrays of any shape, a 0-d one or a batch of no rows included
+    (NumPy's row-splitting kernels once raised on these: ``x.shape[0]`` of a 0-d array,
+    ``reshape(0, -1)`` of an empty one)."""
+    import oracles as O
+
+    x = rng.standard_normal(shape)
+    dout = rng.standard_normal(shape)
+    layer = Relu()
+    out = layer.forward(backend.asarray(x))
+    assert_close(backend, out, O.relu_forward(x))
+    dx = layer.backward(backend.asarray(dout))
+    assert_on_backend(backend, dx, dtype="float64", shape=shape)
+    assert_close(backend, dx, O.relu_backward(x, dout))
+
+
 @pytest.mark.parametrize("labels", ["int", "one-hot"])
 def test_softmax_with_loss_gradients(backend, rng, labels):
     n, c = 5, 4

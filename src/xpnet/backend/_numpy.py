@@ -99,7 +99,7 @@ class NumpyKernels(Kernels):
     # nothing there, and the portable code's fewer calls are what small layers need.
 
     def relu(self, x: np.ndarray) -> np.ndarray | None:
-        if self._parts(x.size, x.shape[0]) < 2:
+        if x.ndim == 0 or self._parts(x.size, x.shape[0]) < 2:
             return None
         out = np.empty(x.shape, x.dtype)  # C order, so that the 2-D view below is a view
         rows = x.reshape(x.shape[0], -1)  # (a copy when x is not C-contiguous: read only)
@@ -181,7 +181,7 @@ class NumpyKernels(Kernels):
         # elsewhere; inf and nan are dropped where the mask is off, as ``where`` does).
         is_mask = saved.dtype == np.bool_
         it = self._SAME_WIDTH_INT.get(dout.dtype)
-        if it is None:
+        if it is None or dout.ndim == 0 or dout.size == 0:  # (no rows to split)
             return np.where(saved if is_mask else saved > 0, dout, dout.dtype.type(0))
         dx = np.empty(dout.shape, dout.dtype)  # C order: ``x2`` below is a view of it
         shape2 = (dout.shape[0], -1)
