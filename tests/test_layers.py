@@ -128,6 +128,20 @@ def test_relu_on_scalars_and_empty_batches(backend, rng, shape):
     assert_close(backend, dx, O.relu_backward(x, dout))
 
 
+@pytest.mark.parametrize("n_labels", [4, 1, 6])
+def test_softmax_with_loss_refuses_labels_of_another_batch_size(backend, rng, n_labels):
+    """Integer labels of another length than the batch are refused with a ValueError naming
+    ``t`` -- not broadcast (one label against five rows) nor gathered for the first rows only
+    (torch's fused loss once returned a number for 4 labels and 5 rows)."""
+    x = backend.asarray(rng.standard_normal((5, 3)))
+    t = backend.asarray(rng.integers(0, 3, n_labels))
+    with pytest.raises(ValueError, match=r"\bt\b.*5 rows"):
+        SoftmaxWithLoss().forward(x, t)
+    hot = backend.asarray(np.eye(3)[rng.integers(0, 3, n_labels)])
+    with pytest.raises(ValueError, match=r"\bt\b.*5 rows"):
+        SoftmaxWithLoss().forward(x, hot)
+
+
 @pytest.mark.parametrize("labels", ["int", "one-hot"])
 def test_softmax_with_loss_gradients(backend, rng, labels):
     n, c = 5, 4

@@ -29,6 +29,11 @@ class SoftmaxWithLoss(Layer):
 
     def forward(self, x: Any, t: Any) -> Any:
         xp = self._ns(x)
+        if x.ndim == 2 and t.ndim >= 1 and t.shape[0] != x.shape[0]:
+            # (a shape check, no device wait) one-hot rows would broadcast a single label over
+            # the batch, and torch's fused loss would gather the first rows only
+            raise ValueError(f"SoftmaxWithLoss: t has {t.shape[0]} labels for the "
+                             f"{x.shape[0]} rows of x")
         self.t = t
         kernels = self._backend_for(x).kernels
         if kernels.softmax_cross_entropy is not None:
