@@ -297,6 +297,27 @@ def test_batchnorm_against_torch(backend, rng, dtype, x_shape):
     np.testing.assert_array_equal(backend.to_numpy(layer.running_mean), rm)
 
 
+@pytest.mark.parametrize("given", ["dgamma_out", "dbeta_out"])
+def test_batchnorm_backward_writes_the_one_out_array_given(backend, rng, given):
+    """``dgamma_out`` and ``dbeta_out`` are independent: with only one set, its gradient lands
+    there (torch's fused backward once wrote neither unless both were set)."""
+    import oracles as O
+
+    n, d = 6, 4
+    x, dout = rng.standard_normal((n, d)), rng.standard_normal((n, d))
+    gamma, beta = rng.random(d) + 0.5, rng.standard_normal(d)
+    layer = BatchNormalization(backend.asarray(gamma), backend.asarray(beta))
+    out_arr = backend.asarray(np.full(d, np.nan))
+    setattr(layer, given, out_arr)
+    layer.forward(backend.asarray(x), train_flg=True)
+    layer.backward(backend.asarray(dout))
+    _, _, _, cache = O.batchnorm_forward(x, gamma, beta, np.zeros(d), np.zeros(d), eps=BN_EPS)
+    _, want_dgamma, want_dbeta = O.batchnorm_backward(cache, dout)
+    want = want_dgamma if given == "dgamma_out" else want_dbeta
+    assert_close(backend, out_arr, want)
+    assert getattr(layer, given[:-4]) is out_arr
+
+
 def test_batchnorm_xn_can_be_assigned_as_in_the_book(backend):
     """The book's layer assigns ``self.xn``; a subclass in that style keeps working, and the
     next training forward pass replaces the assigned value."""

@@ -82,8 +82,11 @@ class TorchKernels(Kernels):
 
         bw = torch.ops.aten.native_batch_norm_backward
         mask = [True, True, True]
-        if dgamma_out is None or dbeta_out is None:
+        if dgamma_out is None and dbeta_out is None:
             return bw(dout, x, gamma, None, None, mean, inv_std, True, eps, mask)
+        if dgamma_out is None or dbeta_out is None:  # one given: write that one all the same
+            dgamma_out = torch.empty_like(gamma) if dgamma_out is None else dgamma_out
+            dbeta_out = torch.empty_like(gamma) if dbeta_out is None else dbeta_out
         dx = torch.empty_like(x)
         bw.out(dout, x, gamma, None, None, mean, inv_std, True, eps, mask,
                out0=dx, out1=dgamma_out, out2=dbeta_out)
