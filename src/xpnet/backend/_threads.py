@@ -1,7 +1,8 @@
 """The threads of xpnet's own NumPy kernels: how many, and the one pool they run in.
 
-NumPy's ufuncs run on one core while its BLAS uses them all; the NumPy room's optimizer kernels
-split large buffers into parts and run them on this pool (ufuncs release the GIL).  NumPy's BLAS
+NumPy's ufuncs run on one core while its BLAS uses them all; the NumPy room's optimizer kernels,
+and its batch norm and ReLU on large batches, split their arrays into parts and run them on this
+pool (ufuncs release the GIL).  NumPy's BLAS
 and torch keep their own thread settings.
 """
 
@@ -43,7 +44,8 @@ def _default_num_threads() -> int:
 
 
 def get_num_threads() -> int:
-    """Threads xpnet's own NumPy kernels may use (the optimizer updates of large buffers).
+    """Threads xpnet's own NumPy kernels may use (optimizer updates of large buffers, batch norm
+    and ReLU on large batches).
 
     The CPUs this process may run on, unless ``XPNET_NUM_THREADS`` or
     :func:`set_num_threads` says otherwise.  NumPy's BLAS and torch keep their own settings.
