@@ -42,6 +42,19 @@ def test_version_and_help():
     assert proc.returncode == 0 and "--batchnorm" in proc.stdout and "--optimizer" in proc.stdout
 
 
+@pytest.mark.parametrize("cmd", ["train", "evaluate", "predict", "experiment", "search"])
+def test_help_states_each_default_once_and_prints_percent_signs_once(cmd):
+    proc = xpnet(cmd, "--help")
+    assert proc.returncode == 0, proc.stderr
+    text = " ".join(proc.stdout.split())  # argparse wraps lines anywhere
+    # an option whose default is resolved later (None) says so in its own help text; argparse's
+    # "(default: None)" appended after it would contradict it ("(default relu) (default: None)")
+    assert "(default: None)" not in text
+    assert "%%" not in text  # descriptions are not %-formatted: "20%%" would print as is
+    if cmd == "search":
+        assert "20% of them for validation" in text
+
+
 def test_experiment_help_and_list_name_every_experiment():
     from xpnet.experiments import EXPERIMENTS
 

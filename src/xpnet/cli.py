@@ -53,6 +53,19 @@ MODEL_FLAGS = {
 OPTIMIZER_FLAGS = ("momentum", "beta1", "beta2", "decay_rate")
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """argparse's "(default: X)" suffix, left off where the default is ``None``.
+
+    ``None`` means "resolved later" here (from the environment, the model or the optimizer),
+    and each such option's help says what it resolves to.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
+
+
 class UserError(Exception):
     """A mistake in what the user asked for: reported in one line, exit status 1."""
 
@@ -227,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "SimpleConvNet (--model convnet) on MNIST (the bundled 8,000/2,000 real "
                     "digits when the full set cannot be downloaded) and write a learning-curve "
                     "PNG and a history JSON.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     t.add_argument("--model", choices=MODELS, default="mlp",
                    help="mlp: MultiLayerNetExtend; convnet: SimpleConvNet (conv - relu - pool "
@@ -310,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
                           ("evaluate", "report the accuracy of a saved network")):
         c = sub.add_parser(cmd, help=helptext, description=helptext[0].upper() + helptext[1:]
                            + " (loads on any backend).",
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                           formatter_class=_HelpFormatter)
         c.add_argument("model", metavar="MODEL", help=model_help)
         c.add_argument("--input", default=None, metavar="FILE", help=input_help)
         c.add_argument("--labels", default=None, metavar="FILE",
@@ -327,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
         "experiment", help="reproduce a chapter-6 experiment (PNG + JSON)",
         description="Reproduce one of the book's experiments (or all) and write NAME.png and "
                     "NAME.json.  Experiments: " + ", ".join(names) + ".",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     e.add_argument("name", metavar="NAME", choices=[*names, "all", "list"],
                    help="an experiment, 'all', or 'list' to print their names: "
@@ -350,11 +363,11 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser(
         "search", help="the book's random search over lr and weight decay (xpnet.search)",
         description="Random search over the learning rate and weight decay on MNIST (the "
-                    "book's experiment 8: 500 digits, 20%% of them for validation, 100 trials "
+                    "book's experiment 8: 500 digits, 20% of them for validation, 100 trials "
                     "of 50 epochs), in this process, on a process pool or on a Dask cluster.  "
                     "Every finished trial is appended to the results file; run the same command "
                     "again to resume.  Writes search_curves.png and search_scatter.png.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     r.add_argument("--trials", type=_positive_int, default=100)
     r.add_argument("--epochs", type=_positive_int, default=50,
