@@ -502,3 +502,25 @@ def test_missing_jax_makes_its_rows_unavailable_with_a_reason(monkeypatch):
 
 if __name__ == "__main__" and sys.argv[1:] == ["jax-checks"]:
     _jax_checks()
+
+
+def test_report_command_help_and_missing_file(tmp_path, capsys):
+    """``python -m xpnet.benchmark.report``: --help prints usage, a missing file is an error
+    (exit 2) naming it, and a saved run is re-rendered."""
+    from xpnet.benchmark import report
+
+    with pytest.raises(SystemExit) as info:
+        report.main(["--help"])
+    assert info.value.code == 0
+    assert "RUN.json" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as info:
+        report.main([str(tmp_path / "nope.json")])
+    assert info.value.code == 2
+    assert "nope.json" in capsys.readouterr().err
+    import shutil
+    from pathlib import Path
+    run = tmp_path / "run.json"
+    shutil.copy(Path(__file__).parent.parent / "bench" / "results" / "cpu-2core.json", run)
+    assert report.main([str(run), "--no-plot"]) == 0
+    md = run.with_suffix(".md").read_text()
+    assert "## Targets" in md and "C2 xpnet numpy / best peer" in md

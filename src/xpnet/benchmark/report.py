@@ -605,9 +605,25 @@ def bar_chart(result: dict[str, Any], path) -> str | None:
     return None
 
 
-if __name__ == "__main__":  # pragma: no cover
-    import sys
+def main(argv: list[str] | None = None) -> int:
+    """``python -m xpnet.benchmark.report RUN.json [...]``: re-render saved runs."""
+    import argparse
+    from pathlib import Path
 
-    for _p in sys.argv[1:]:
-        render(_p)
-        print(f"re-rendered {_p}")
+    parser = argparse.ArgumentParser(
+        prog="python -m xpnet.benchmark.report",
+        description="Re-render the markdown report and the chart of saved benchmark runs.")
+    parser.add_argument("runs", nargs="+", metavar="RUN.json", help="a run's JSON file")
+    parser.add_argument("--no-plot", action="store_true", help="markdown only, no chart")
+    args = parser.parse_args(argv)
+    missing = [r for r in args.runs if not Path(r).is_file()]
+    if missing:
+        parser.error(f"no such file: {', '.join(missing)}")
+    for run in args.runs:
+        render(run, png=not args.no_plot)
+        print(f"re-rendered {run}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
