@@ -186,3 +186,20 @@ def test_convnet_saves_evaluates_and_resumes_with_its_options(tmp_path):
                     "--out", str(tmp_path / "out3"))
     assert_clean_error(changed, code=2)
     assert "--filters" in changed.stderr
+
+
+def test_resume_accepts_options_equal_to_the_values_the_run_used(tmp_path):
+    """An option given again with the value the run used (here the defaults it was left at) is
+    not a difference: ``--lr 0.001 --beta1 0.9`` resumes a run trained with Adam's defaults,
+    while another value is still refused."""
+    out = tmp_path / "run"
+    proc = xpnet(*TRAIN, "--epochs", "1", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    ck = str(out / "checkpoints")
+    proc = xpnet(*TRAIN, "--out", str(out), "--checkpoint-dir", ck, "--resume", "--lr", "0.002")
+    assert_clean_error(proc, 2)
+    assert "--lr 0.002 differs from the run being resumed (0.001)" in proc.stderr
+    proc = xpnet(*TRAIN, "--out", str(out), "--checkpoint-dir", ck, "--resume", "--epochs", "2",
+                 "--lr", "0.001", "--beta1", "0.9", "--optimizer", "Adam")
+    assert proc.returncode == 0, proc.stderr
+    assert len(_history(out)["test_acc"]) == 2

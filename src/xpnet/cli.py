@@ -525,6 +525,12 @@ def _resume_options(args: argparse.Namespace, ckdir: Path) -> None:
     if not isinstance(saved, dict) or any(k not in saved for k in RUN_OPTIONS):
         raise UserError(f"{last} was not written by 'xpnet train': continue it from Python "
                         "with Trainer(..., checkpoint_dir=..., resume=True)")
+    optimizer = xpnet.optim.OPTIMIZERS.get(saved["optimizer"])
+    if optimizer is not None:  # runs saved before the effective values were: their defaults
+        accepted = inspect.signature(optimizer).parameters
+        for dest in ("lr", *OPTIMIZER_FLAGS):
+            if saved[dest] is None and dest in accepted:
+                saved[dest] = accepted[dest].default
     explicit = _explicit_options(args)
     for dest in RUN_OPTIONS:
         if dest in explicit and _jsonable(getattr(args, dest)) != saved[dest]:
@@ -666,9 +672,13 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                       optimizer_param=opt_kw, verbose=False, progress=not args.quiet,
                       seed=args.seed, check_data=args.check_data,
                       checkpoint_dir=ckdir, resume=args.resume)
+    effective = {dest: getattr(args, dest) for dest in RUN_OPTIONS}
+    effective.update((kw, accepted[kw].default) for kw in OPTIMIZER_FLAGS
+                     if kw in accepted and effective[kw] is None)
+    effective["lr"] = lr  # the values this run used, so that --resume can compare them
     trainer.checkpoint_metadata = {"cli": {
         "command": "train", "epochs": args.epochs,
-        **{dest: _jsonable(getattr(args, dest)) for dest in RUN_OPTIONS}}}
+        **{dest: _jsonable(value) for dest, value in effective.items()}}}
     if args.resume and not args.quiet:
         _note(f"resuming {ckdir / LAST_CHECKPOINT} at epoch {trainer.current_epoch}"
               + (f", step {trainer.checkpoint_state()['step_in_epoch']}"
