@@ -373,7 +373,7 @@ class Checkpoint:
         for key, p in params.items():
             self._same_shape(PARAM + key, saved[key], tuple(p.shape))
             self._dtype_is(PARAM + key, saved[key], saved_dtype)
-        copies.append(lambda: _copy_params(be, network, saved, net_dtype))
+        copies.append(lambda: network.set_params_from_host(saved, net_dtype))
 
         # buffers (running statistics)
         buffers = self.buffers()
@@ -467,18 +467,6 @@ def _expected_buffer_shape(layer: Any, current: Any) -> tuple[int, ...] | None:
         return tuple(current.shape)
     gamma = getattr(layer, "gamma", None)
     return None if gamma is None else tuple(gamma.shape)
-
-
-def _copy_params(be: Backend, network: Any, saved: dict[str, np.ndarray], dtype: str) -> None:
-    params = network.params
-    flat = params.flat_view() if hasattr(params, "flat_view") else None
-    np_dtype = np.dtype(dtype)
-    if flat is not None:
-        host = np.concatenate([saved[k].reshape(-1) for k in params.layout.shapes])
-        flat[...] = be.asarray(host.astype(np_dtype, copy=False), dtype=dtype)
-        return
-    for key, p in params.items():
-        p[...] = be.asarray(saved[key].astype(np_dtype, copy=False), dtype=dtype)
 
 
 def _seed_from(state: Any) -> int:
@@ -649,41 +637,3 @@ def load(path: str | os.PathLike[str], backend: Any = None, device: Any = None,
     MultiLayerNet(4-5-3, relu, backend='numpy', dtype=array_api_compat.numpy.float64)
     """
     return read(path).build(backend, device, dtype, with_optimizer=with_optimizer)
-
-
-def move_network(network: Any, target: Backend, dtype: str) -> None:
-    """Rebuild ``network`` on ``target`` in ``dtype`` and make the object that network (the
-    implementation of :meth:`xpnet.network.Network.to`)."""
-    old_be: Backend = network.backend
-    params = {k: to_host(v) for k, v in network.params.items()}
-    buffers = {k: (None if v is None else (to_host(v), old_be.dtype_name(v.dtype)))
-               for k, v in network.buffers().items()}
-    old_dtype = old_be.dtype_name(network.dtype)
-    new = type(network)(**network.get_config(), backend=target, dtype=dtype)
-    _copy_params(target, new, params, dtype)
-    for name, value in buffers.items():
-        layer, attr = new.buffer_owner(name)
-        if value is None:
-            setattr(layer, attr, None)
-            continue
-        host, dt = value
-        setattr(layer, attr, target.asarray(host, dtype=dtype if dt == old_dtype else dt,
-                                            copy=True))
-    new_kind = target.random(0).kind
-    old_layers = network.rng_layers()
-    for key, layer in new.rng_layers().items():
-        old = old_layers[key]
-        layer.seed = old.seed
-        state = old.get_rng_state()
-        if state is None:
-            continue
-        if state.get("kind") == new_kind:
-            layer.set_rng_state(state)
-        else:  # another library's stream: go on from a seed drawn from it
-            layer.seed = old.draw_seed()
-            layer.set_rng_state(None)
-    # the object the caller holds becomes the new network (one shared __dict__, so methods
-    # bound to either see the same state); attributes the user added are kept
-    for k, v in network.__dict__.items():
-        new.__dict__.setdefault(k, v)
-    network.__dict__ = new.__dict__

@@ -33,9 +33,12 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
+from collections.abc import Mapping
 from typing import Any
 
-from xpnet.backend import get_backend
+import numpy as np
+
+from xpnet.backend import get_backend, to_host
 from xpnet.errors import NonFiniteError
 from xpnet.params import non_finite_names
 
@@ -229,10 +232,59 @@ class Network:
         if target == self.backend and target.dtype_name(new_dtype) == \
                 self.backend.dtype_name(self.dtype):
             return self
-        from xpnet.checkpoint import move_network
-
-        move_network(self, target, target.dtype_name(new_dtype))
+        self._rebuild_on(target, target.dtype_name(new_dtype))
         return self
+
+    def _rebuild_on(self, target: Any, dtype: str) -> None:
+        """Rebuild this network on backend ``target`` in ``dtype`` and make this object that
+        network (the work of :meth:`to`)."""
+        old_be = self.backend
+        params = {k: to_host(v) for k, v in self.params.items()}
+        buffers = {k: (None if v is None else (to_host(v), old_be.dtype_name(v.dtype)))
+                   for k, v in self.buffers().items()}
+        old_dtype = old_be.dtype_name(self.dtype)
+        new = type(self)(**self.get_config(), backend=target, dtype=dtype)
+        new.set_params_from_host(params, dtype)
+        for name, value in buffers.items():
+            layer, attr = new.buffer_owner(name)
+            if value is None:
+                setattr(layer, attr, None)
+                continue
+            host, dt = value
+            setattr(layer, attr, target.asarray(host, dtype=dtype if dt == old_dtype else dt,
+                                                copy=True))
+        new_kind = target.random(0).kind
+        old_layers = self.rng_layers()
+        for key, layer in new.rng_layers().items():
+            old = old_layers[key]
+            layer.seed = old.seed
+            state = old.get_rng_state()
+            if state is None:
+                continue
+            if state.get("kind") == new_kind:
+                layer.set_rng_state(state)
+            else:  # another library's stream: go on from a seed drawn from it
+                layer.seed = old.draw_seed()
+                layer.set_rng_state(None)
+        # the object the caller holds becomes the new network (one shared __dict__, so methods
+        # bound to either see the same state); attributes the user added are kept
+        for k, v in self.__dict__.items():
+            new.__dict__.setdefault(k, v)
+        self.__dict__ = new.__dict__
+
+    def set_params_from_host(self, host: Mapping[str, np.ndarray], dtype: str) -> None:
+        """Copy host (NumPy) arrays, one per name of ``params``, into the parameters in place,
+        as ``dtype``: through the flat buffer in one transfer where the network has one.
+        Names and shapes are the caller's to check (:func:`xpnet.load` checks them first)."""
+        be, params = self.backend, self.params
+        flat = params.flat_view() if hasattr(params, "flat_view") else None
+        np_dtype = np.dtype(dtype)
+        if flat is not None:
+            data = np.concatenate([host[k].reshape(-1) for k in params.layout.shapes])
+            flat[...] = be.asarray(data.astype(np_dtype, copy=False), dtype=dtype)
+            return
+        for key, p in params.items():
+            p[...] = be.asarray(host[key].astype(np_dtype, copy=False), dtype=dtype)
 
     # -- numerical faults ---------------------------------------------------------------------
 
