@@ -119,3 +119,47 @@ def test_each_library_is_named_in_its_own_room_only(room, lib):
             if module.split(".")[0] == lib or module == f"array_api_compat.{lib}":
                 offenders.append(f"{_where(path, line)} imports {module}")
     assert not offenders, "\n".join(offenders)
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Module -> the xpnet modules it imports (at the top or inside a function alike)."""
+    graph: dict[str, set[str]] = {}
+    for path in FILES:
+        me = _module_name(path)
+        deps = set()
+        for _, module, name in _imports(path):
+            if not module.startswith("xpnet"):
+                continue
+            full = f"{module}.{name}" if name else module
+            target = full if name and _is_module(full.split(".")) else module
+            if target != me:
+                deps.add(target)
+        graph[me] = deps
+    return graph
+
+
+def test_no_two_modules_import_each_other():
+    """The house has floors: no loop of imports between xpnet's modules, counting the imports
+    inside functions too (a lazy import up is a loop the interpreter tolerates, not a design)."""
+    graph = _import_graph()
+    loops = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(v: str) -> None:
+        state[v] = 1
+        path.append(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in graph:
+                continue
+            if state.get(w) == 1:
+                loops.append(" -> ".join([*path[path.index(w):], w]))
+            elif w not in state:
+                visit(w)
+        path.pop()
+        state[v] = 2
+
+    for v in sorted(graph):
+        if v not in state:
+            visit(v)
+    assert not loops, "\n".join(loops)

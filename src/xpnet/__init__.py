@@ -43,8 +43,7 @@ from xpnet.optim import (
     get_optimizer,
 )
 from xpnet.trainer import Trainer
-
-__version__ = "0.1.0"
+from xpnet.version import __version__ as __version__
 
 __all__ = [
     "SGD",

@@ -59,18 +59,46 @@ import safetensors.numpy
 from xpnet.backend import Backend, get_backend, to_host
 from xpnet.errors import CheckpointError
 from xpnet.io import atomic_write, to_jsonable
-from xpnet.network import NETWORKS, Network, network_name
 from xpnet.optim import OPTIMIZER_CLASSES, Optimizer
+from xpnet.version import __version__
 
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
+    "NETWORKS",
     "Checkpoint",
     "RandomStreamWarning",
     "load",
+    "network_name",
     "read",
+    "register_network",
     "save",
 ]
+
+#: Network classes by name: what a checkpoint's ``"class"`` is looked up in (subclasses of
+#: :class:`xpnet.network.Network` register themselves when they are defined).
+NETWORKS: dict[str, type] = {}
+
+
+def network_name(cls: type) -> str:
+    """The name a network class is saved under: its own ``checkpoint_name`` attribute (set in
+    the class body, not inherited) or else its class name."""
+    return cls.__dict__.get("checkpoint_name") or cls.__name__
+
+
+def register_network(cls: type, name: str | None = None) -> type:
+    """Make a network class loadable from checkpoints under ``name`` (default:
+    :func:`network_name`).
+
+    Subclasses of :class:`xpnet.network.Network` are registered when they are defined; call
+    this for a class that is not one, or to register an alias.  A later class of the same name
+    replaces the earlier one (as redefining it in a notebook does); a class that keeps another's
+    class name (``xpnet.book``'s networks) sets ``checkpoint_name`` in its body instead.
+    """
+    if not isinstance(cls, type):
+        raise TypeError(f"register_network takes a class, not {type(cls).__name__}")
+    NETWORKS[network_name(cls) if name is None else str(name)] = cls
+    return cls
 
 #: The ``format`` field of the metadata document.
 FORMAT = "xpnet.checkpoint"
@@ -127,7 +155,7 @@ def save(network: Any, path: str | os.PathLike[str], *, optimizer: Optimizer | N
         For an optimizer whose state belongs to another network.
     """
     path = _as_path(path)
-    if not isinstance(network, Network):
+    if not hasattr(network, "get_config"):
         raise TypeError(f"network must be an xpnet network (a subclass of "
                         f"xpnet.network.Network), not {type(network).__name__}")
     name = network_name(type(network))
@@ -204,9 +232,7 @@ def _text_digest(text: str) -> str:
 
 
 def _version() -> str:
-    import xpnet
-
-    return xpnet.__version__
+    return __version__
 
 
 def _as_path(path: Any) -> Path:

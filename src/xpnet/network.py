@@ -1,5 +1,7 @@
 """What every xpnet network shares: its configuration, its state beyond ``params``, checkpoints
-and moving between backends -- and the registry of network classes by name.
+and moving between backends.  The registry of network classes by name (``NETWORKS``,
+``register_network``) belongs to :mod:`xpnet.checkpoint`, which looks classes up in it; it is
+re-exported here.
 
 A network class that subclasses :class:`Network` is registered under its class name when it is
 defined, and gets, without writing anything:
@@ -39,13 +41,11 @@ from typing import Any
 import numpy as np
 
 from xpnet.backend import get_backend, to_host
+from xpnet.checkpoint import NETWORKS, network_name, register_network, save
 from xpnet.errors import NonFiniteError
 from xpnet.params import non_finite_names
 
 __all__ = ["BUFFER_ATTRIBUTES", "NETWORKS", "Network", "network_name", "register_network"]
-
-#: Network classes by name: what a checkpoint's ``"class"`` is looked up in.
-NETWORKS: dict[str, type] = {}
 
 #: Layer attributes that hold state other than parameters (batch norm and the normalizations
 #: with running statistics use these names).  A layer may list others in ``buffer_names``.
@@ -53,27 +53,6 @@ BUFFER_ATTRIBUTES: tuple[str, ...] = ("running_mean", "running_var")
 
 #: Constructor arguments that say *where* a network lives, not what it is.
 PLACEMENT_ARGUMENTS = ("backend", "device", "dtype")
-
-
-def network_name(cls: type) -> str:
-    """The name a network class is saved under: its own ``checkpoint_name`` attribute (set in
-    the class body, not inherited) or else its class name."""
-    return cls.__dict__.get("checkpoint_name") or cls.__name__
-
-
-def register_network(cls: type, name: str | None = None) -> type:
-    """Make a network class loadable from checkpoints under ``name`` (default:
-    :func:`network_name`).
-
-    Subclasses of :class:`Network` are registered when they are defined; call this for a class
-    that is not one, or to register an alias.  A later class of the same name replaces the
-    earlier one (as redefining it in a notebook does); a class that keeps another's class name
-    (``xpnet.book``'s networks) sets ``checkpoint_name`` in its body instead.
-    """
-    if not isinstance(cls, type):
-        raise TypeError(f"register_network takes a class, not {type(cls).__name__}")
-    NETWORKS[network_name(cls) if name is None else str(name)] = cls
-    return cls
 
 
 def _json_value(owner: str, name: str, value: Any) -> Any:
@@ -207,8 +186,6 @@ class Network:
         >>> xpnet.load(path).get_config() == net.get_config()
         True
         """
-        from xpnet.checkpoint import save
-
         return save(self, path, optimizer=optimizer, extra=extra)
 
     def to(self, backend: Any = None, device: Any = None, dtype: Any = None) -> Network:
