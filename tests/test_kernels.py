@@ -213,10 +213,12 @@ def test_portable_kernels_are_all_none():
         dict(activation="maxout", use_batchnorm=True, use_dropout=True),
         dict(normalization="layer", use_dropout=True),
         dict(use_batchnorm=True, use_dropout=True, inverted_dropout=True),
+        dict(normalization="layer", activation="maxout"),
+        dict(activation="prelu", use_dropout=True, inverted_dropout=True),
     ],
     ids=["bn-relu-dropout", "relu-dropout", "bn-tanh-dropout", "sigmoid", "bn-leaky-dropout",
          "prelu-dropout", "bn-elu-dropout", "maxout-bn-dropout", "layernorm-dropout",
-         "bn-inverted-dropout"],
+         "bn-inverted-dropout", "layernorm-maxout", "prelu-inverted-dropout"],
 )
 @pytest.mark.parametrize("blocked", [False, True], ids=["one-block", "row-blocks"])
 def test_inference_fast_path_equals_layer_by_layer(backend, kw, blocked):
